@@ -1,0 +1,142 @@
+//! Directives from AVS: parse the envelope once, route by namespace to the plugin slot, validate the
+//! payload against that plugin's schema, and hand it to the dialog sequencer. Whatever cannot be handled
+//! is answered with `System.ExceptionEncountered`, and the runtime keeps going.
+
+mod message;
+pub(crate) mod sequencer;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+pub use message::{DirectiveMessage, EnvelopeError};
+use tokio::sync::mpsc;
+
+use crate::events::{exception_encountered, EventSender};
+use crate::observe::{Observer, RuntimeEvent};
+use crate::plugins::PluginHost;
+use crate::protocol;
+use sequencer::{Routed, SequencerInput, SequencerSender};
+
+/// Directives about the connection itself, handled by the runtime rather than a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionDirective {
+    RevokeAuthorization,
+    SetEndpoint(String),
+}
+
+#[derive(Clone)]
+pub(crate) struct Router {
+    plugins: Arc<PluginHost>,
+    sequencer: SequencerSender,
+    events: EventSender,
+    observer: Observer,
+    connection: mpsc::UnboundedSender<ConnectionDirective>,
+}
+
+impl Router {
+    pub(crate) fn new(
+        plugins: Arc<PluginHost>,
+        sequencer: SequencerSender,
+        events: EventSender,
+        observer: Observer,
+        connection: mpsc::UnboundedSender<ConnectionDirective>,
+    ) -> Self {
+        Router {
+            plugins,
+            sequencer,
+            events,
+            observer,
+            connection,
+        }
+    }
+
+    /// Routes one directive JSON part.
+    pub(crate) fn route(&self, raw: Bytes) {
+        let directive = match DirectiveMessage::parse(raw.clone()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("directive rejected: {e}");
+                self.events.send(exception_encountered(
+                    &raw,
+                    "UNEXPECTED_INFORMATION_RECEIVED",
+                    &e.to_string(),
+                ));
+                return;
+            }
+        };
+        if let Some(control) = connection_directive(&directive) {
+            tracing::info!(
+                "connection directive {}.{}",
+                directive.namespace(),
+                directive.name()
+            );
+            let _ = self.connection.send(control);
+            return;
+        }
+        let Some(slot) = self.plugins.slot(directive.namespace()) else {
+            return self.reject(
+                &directive,
+                "UNSUPPORTED_OPERATION",
+                format!("no plugin handles {}", directive.namespace()),
+            );
+        };
+        let Some(spec) = slot
+            .manifest
+            .directives
+            .iter()
+            .find(|d| d.name == directive.name())
+        else {
+            let why = format!(
+                "{} {} does not support {}",
+                slot.interface(),
+                slot.manifest.version,
+                directive.name()
+            );
+            return self.reject(&directive, "UNSUPPORTED_OPERATION", why);
+        };
+        let blocking = spec.blocking;
+        let checked = serde_json::from_str(directive.payload())
+            .map_err(|e| e.to_string())
+            .and_then(|payload| {
+                slot.schemas
+                    .check_directive(directive.name(), &payload)
+                    .map_err(|v| v.0)
+            });
+        if let Err(why) = checked {
+            return self.reject(&directive, "UNEXPECTED_INFORMATION_RECEIVED", why);
+        }
+        self.sequencer.send(SequencerInput::Directive(Routed {
+            directive: Arc::new(directive),
+            slot,
+            blocking,
+        }));
+    }
+
+    fn reject(&self, directive: &DirectiveMessage, error_type: &str, why: String) {
+        tracing::warn!(directive = %format!("{}.{}", directive.namespace(), directive.name()), "rejected: {why}");
+        self.observer.emit(RuntimeEvent::DirectiveDropped {
+            namespace: directive.namespace().into(),
+            name: directive.name().into(),
+            message_id: directive.message_id().into(),
+            reason: why.clone(),
+        });
+        self.events
+            .send(exception_encountered(directive.raw(), error_type, &why));
+    }
+}
+
+fn connection_directive(directive: &DirectiveMessage) -> Option<ConnectionDirective> {
+    if directive.namespace() != protocol::SYSTEM {
+        return None;
+    }
+    match directive.name() {
+        protocol::REVOKE_AUTHORIZATION => Some(ConnectionDirective::RevokeAuthorization),
+        protocol::SET_ENDPOINT => {
+            let payload: serde_json::Value = serde_json::from_str(directive.payload()).ok()?;
+            Some(ConnectionDirective::SetEndpoint(
+                payload.get("endpoint")?.as_str()?.to_string(),
+            ))
+        }
+        _ => None,
+    }
+}

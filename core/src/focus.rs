@@ -1,0 +1,257 @@
+//! The channel focus manager: which interface may use the speaker (and the screen) right now.
+//!
+//! Audio channels in priority order Dialog > Communications > Alert > Content: the highest-priority
+//! channel in use is in the FOREGROUND, every other channel in use is in the BACKGROUND (content ducks or
+//! pauses, an alert attenuates). The Visual channel is independent. A plugin asks through host services
+//! and is told of every change of its own focus by an `on_focus` call.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use avs_plugin_api::FocusState;
+
+use crate::plugins::slot::{SlotCall, SlotSender};
+
+pub const AUDIO_CHANNELS: [&str; 4] = ["Dialog", "Communications", "Alert", "Content"];
+pub const VISUAL_CHANNEL: &str = "Visual";
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown focus channel {0:?} (known: Dialog, Communications, Alert, Content, Visual)")]
+pub struct UnknownChannel(pub String);
+
+/// Who holds a channel, and when each channel was last active (for AudioActivityTracker's context).
+#[derive(Default)]
+struct Channels {
+    owners: HashMap<&'static str, SlotSender>,
+    last_used: HashMap<&'static str, (String, Option<Instant>)>,
+}
+
+#[derive(Default)]
+pub struct FocusManager {
+    channels: Mutex<Channels>,
+}
+
+/// The activity of one channel: the interface that last held it and how long it has been idle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelActivity {
+    pub channel: &'static str,
+    pub interface: String,
+    pub idle_ms: u64,
+}
+
+fn channel_name(channel: &str) -> Result<&'static str, UnknownChannel> {
+    AUDIO_CHANNELS
+        .iter()
+        .chain(std::iter::once(&VISUAL_CHANNEL))
+        .find(|c| c.eq_ignore_ascii_case(channel))
+        .copied()
+        .ok_or_else(|| UnknownChannel(channel.to_string()))
+}
+
+impl Channels {
+    fn focus_of(&self, channel: &'static str) -> FocusState {
+        if !self.owners.contains_key(channel) {
+            return FocusState::None;
+        }
+        if channel == VISUAL_CHANNEL {
+            return FocusState::Foreground;
+        }
+        let top = AUDIO_CHANNELS.iter().find(|c| self.owners.contains_key(*c));
+        if top == Some(&channel) {
+            FocusState::Foreground
+        } else {
+            FocusState::Background
+        }
+    }
+
+    fn snapshot(&self) -> Vec<(&'static str, String, FocusState)> {
+        self.owners
+            .iter()
+            .map(|(channel, owner)| {
+                (
+                    *channel,
+                    owner.interface().to_string(),
+                    self.focus_of(channel),
+                )
+            })
+            .collect()
+    }
+}
+
+impl FocusManager {
+    pub(crate) fn acquire(&self, channel: &str, owner: SlotSender) -> Result<(), UnknownChannel> {
+        let channel = channel_name(channel)?;
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let before = channels.snapshot();
+        let interface = owner.interface().to_string();
+        if let Some(previous) = channels.owners.insert(channel, owner) {
+            if previous.interface() != interface {
+                previous.post(SlotCall::Focus(channel.to_string(), FocusState::None));
+            }
+        }
+        channels
+            .last_used
+            .insert(channel, (interface.clone(), None));
+        let after = channels.snapshot();
+        notify_changes(
+            &channels,
+            &before,
+            &after,
+            Some((channel, interface.as_str())),
+        );
+        Ok(())
+    }
+
+    pub(crate) fn release(&self, channel: &str, interface: &str) -> Result<(), UnknownChannel> {
+        let channel = channel_name(channel)?;
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if channels.owners.get(channel).map(|o| o.interface()) != Some(interface) {
+            return Ok(());
+        }
+        let before = channels.snapshot();
+        if let Some(owner) = channels.owners.remove(channel) {
+            owner.post(SlotCall::Focus(channel.to_string(), FocusState::None));
+        }
+        channels
+            .last_used
+            .insert(channel, (interface.to_string(), Some(Instant::now())));
+        let after = channels.snapshot();
+        notify_changes(&channels, &before, &after, None);
+        Ok(())
+    }
+
+    /// Per channel ever used: the interface that last held it and its idle time (0 while in use).
+    pub fn activity(&self) -> Vec<ChannelActivity> {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let mut activity: Vec<ChannelActivity> = channels
+            .last_used
+            .iter()
+            .map(|(channel, (interface, released))| ChannelActivity {
+                channel,
+                interface: interface.clone(),
+                idle_ms: released.map_or(0, |t| t.elapsed().as_millis() as u64),
+            })
+            .collect();
+        activity.sort_by_key(|a| a.channel);
+        activity
+    }
+
+    /// The focus an interface currently has on a channel.
+    pub fn focus(&self, channel: &str, interface: &str) -> FocusState {
+        let Ok(channel) = channel_name(channel) else {
+            return FocusState::None;
+        };
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        match channels.owners.get(channel) {
+            Some(owner) if owner.interface() == interface => channels.focus_of(channel),
+            _ => FocusState::None,
+        }
+    }
+}
+
+/// Tells every owner whose focus changed; the acquirer is always told (its request is answered even if
+/// its focus is what it was).
+fn notify_changes(
+    channels: &Channels,
+    before: &[(&'static str, String, FocusState)],
+    after: &[(&'static str, String, FocusState)],
+    acquired: Option<(&'static str, &str)>,
+) {
+    for (channel, interface, focus) in after {
+        let was = before
+            .iter()
+            .find(|(c, i, _)| c == channel && i == interface)
+            .map(|(_, _, f)| *f);
+        let is_acquirer = acquired == Some((channel, interface.as_str()));
+        if was != Some(*focus) || is_acquirer {
+            if let Some(owner) = channels.owners.get(channel) {
+                owner.post(SlotCall::Focus(channel.to_string(), *focus));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    fn focus_calls(rx: &mut UnboundedReceiver<SlotCall>) -> Vec<(String, FocusState)> {
+        let mut calls = Vec::new();
+        while let Ok(call) = rx.try_recv() {
+            if let SlotCall::Focus(channel, focus) = call {
+                calls.push((channel, focus));
+            }
+        }
+        calls
+    }
+
+    #[test]
+    fn dialog_pushes_content_to_the_background_and_gives_it_back() {
+        let focus = FocusManager::default();
+        let (player, mut player_rx) = SlotSender::for_test("AudioPlayer");
+        let (speech, mut speech_rx) = SlotSender::for_test("SpeechSynthesizer");
+
+        focus.acquire("Content", player.clone()).unwrap();
+        assert_eq!(
+            focus_calls(&mut player_rx),
+            [("Content".to_string(), FocusState::Foreground)]
+        );
+
+        focus.acquire("Dialog", speech.clone()).unwrap();
+        assert_eq!(
+            focus_calls(&mut speech_rx),
+            [("Dialog".to_string(), FocusState::Foreground)]
+        );
+        assert_eq!(
+            focus_calls(&mut player_rx),
+            [("Content".to_string(), FocusState::Background)]
+        );
+        assert_eq!(
+            focus.focus("Content", "AudioPlayer"),
+            FocusState::Background
+        );
+
+        focus.release("Dialog", "SpeechSynthesizer").unwrap();
+        assert_eq!(
+            focus_calls(&mut speech_rx),
+            [("Dialog".to_string(), FocusState::None)]
+        );
+        assert_eq!(
+            focus_calls(&mut player_rx),
+            [("Content".to_string(), FocusState::Foreground)]
+        );
+
+        let activity = focus.activity();
+        let dialog = activity.iter().find(|a| a.channel == "Dialog").unwrap();
+        assert_eq!(dialog.interface, "SpeechSynthesizer");
+        let content = activity.iter().find(|a| a.channel == "Content").unwrap();
+        assert_eq!(content.idle_ms, 0, "content is still in use");
+    }
+
+    #[test]
+    fn a_new_owner_takes_the_channel_and_the_old_one_loses_focus() {
+        let focus = FocusManager::default();
+        let (a, mut a_rx) = SlotSender::for_test("Alerts");
+        let (n, mut n_rx) = SlotSender::for_test("Notifications");
+        focus.acquire("alert", a).unwrap();
+        focus_calls(&mut a_rx);
+        focus.acquire("Alert", n).unwrap();
+        assert_eq!(
+            focus_calls(&mut a_rx),
+            [("Alert".to_string(), FocusState::None)]
+        );
+        assert_eq!(
+            focus_calls(&mut n_rx),
+            [("Alert".to_string(), FocusState::Foreground)]
+        );
+        // Releasing a channel one does not own changes nothing.
+        focus.release("Alert", "Alerts").unwrap();
+        assert_eq!(
+            focus.focus("Alert", "Notifications"),
+            FocusState::Foreground
+        );
+        assert!(focus.acquire("Radio", SlotSender::for_test("X").0).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! avs-core: the avs-runtime library. It owns the connection to AVS, authorization, capability
+//! publishing and the plugin host — and knows no AVS interface by name: every interface is a plugin.
+#![allow(non_local_definitions)]
+
+pub mod auth;
+pub mod capabilities;
+pub mod config;
+pub mod directives;
+pub mod events;
+pub mod focus;
+pub mod https;
+pub mod media;
+pub mod multipart;
+pub mod observe;
+pub mod plugins;
+pub mod protocol;
+pub mod runtime;
+pub mod schema;
+pub mod storage;
+pub(crate) mod tasks;
+pub mod tls;
+pub mod transport;

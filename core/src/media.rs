@@ -1,0 +1,606 @@
+//! Audio for plugins: the store of `cid:` attachments that arrive with directives, a player that renders
+//! to the configured sink, and the audio sources a Recognize streams from.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{watch, Notify};
+
+use crate::tasks::OwnedTasks;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("attachment {0} did not arrive within {1:?}")]
+    AttachmentMissing(String, Duration),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} is not a 16 kHz, 16-bit, mono PCM WAV file")]
+    WavFormat(String),
+    #[error("unsupported media URL {0} (supported: cid:, file paths)")]
+    UnsupportedUrl(String),
+    #[error("cannot write to the audio sink {path}: {source}")]
+    Sink {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Binary parts (`Content-ID`) of directive responses, waiting for the directive that plays them. Parts
+/// may arrive before or after their directive, so a reader waits for a missing one for a while.
+#[derive(Clone, Default)]
+pub struct AttachmentStore {
+    inner: Arc<AttachmentsInner>,
+}
+
+#[derive(Default)]
+struct AttachmentsInner {
+    parts: Mutex<(HashMap<String, Bytes>, VecDeque<String>)>,
+    arrived: Notify,
+}
+
+/// Unclaimed attachments kept at most; the oldest go first (a directive that never came).
+const MAX_UNCLAIMED_ATTACHMENTS: usize = 32;
+
+impl AttachmentStore {
+    pub fn insert(&self, content_id: &str, body: Bytes) {
+        let mut guard = self.inner.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let (parts, order) = &mut *guard;
+        if parts.insert(content_id.to_string(), body).is_none() {
+            order.push_back(content_id.to_string());
+        }
+        while order.len() > MAX_UNCLAIMED_ATTACHMENTS {
+            if let Some(oldest) = order.pop_front() {
+                tracing::warn!(content_id = %oldest, "unclaimed attachment dropped");
+                parts.remove(&oldest);
+            }
+        }
+        drop(guard);
+        self.inner.arrived.notify_waiters();
+    }
+
+    /// Takes the attachment `content_id` (without `cid:`), waiting up to `timeout` for it to arrive.
+    pub async fn take(&self, content_id: &str, timeout: Duration) -> Result<Bytes, MediaError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.inner.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            {
+                let mut guard = self.inner.parts.lock().unwrap_or_else(|e| e.into_inner());
+                let (parts, order) = &mut *guard;
+                if let Some(body) = parts.remove(content_id) {
+                    order.retain(|id| id != content_id);
+                    return Ok(body);
+                }
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return Err(MediaError::AttachmentMissing(
+                    content_id.to_string(),
+                    timeout,
+                ));
+            }
+        }
+    }
+}
+
+/// Where played audio goes: nowhere, or one file per played item in a directory (what the demo and the
+/// tests inspect; a real audio device would be another variant behind a cargo feature).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    Null,
+    Directory(PathBuf),
+}
+
+impl Sink {
+    pub fn from_config(value: &str) -> Sink {
+        match value {
+            "" | "null" => Sink::Null,
+            dir => Sink::Directory(PathBuf::from(dir)),
+        }
+    }
+}
+
+/// What a player reports about one item, delivered to the plugin that started it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    Started,
+    Finished { offset_ms: u64 },
+    Stopped { offset_ms: u64 },
+    Failed { offset_ms: u64, error: String },
+}
+
+impl MediaEvent {
+    pub fn to_json(&self, id: u64) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            MediaEvent::Started => json!({"id": id, "state": "started", "offsetInMilliseconds": 0}),
+            MediaEvent::Finished { offset_ms } => {
+                json!({"id": id, "state": "finished", "offsetInMilliseconds": offset_ms})
+            }
+            MediaEvent::Stopped { offset_ms } => {
+                json!({"id": id, "state": "stopped", "offsetInMilliseconds": offset_ms})
+            }
+            MediaEvent::Failed { offset_ms, error } => {
+                json!({"id": id, "state": "failed", "offsetInMilliseconds": offset_ms, "error": error})
+            }
+        }
+    }
+}
+
+pub type MediaListener = Box<dyn Fn(MediaEvent) + Send + Sync>;
+
+/// Renders media items. Items play in real time (`speed` 1.0) so that focus, barge-in and
+/// progress behave as on a device; tests may speed it up.
+pub struct Player {
+    attachments: AttachmentStore,
+    sink: Sink,
+    speed: f64,
+    next_id: Arc<AtomicU64>,
+    playing: Arc<Mutex<HashMap<u64, watch::Sender<bool>>>>,
+    tasks: OwnedTasks,
+}
+
+/// How long a `cid:` URL may wait for its attachment part.
+const ATTACHMENT_WAIT: Duration = Duration::from_secs(10);
+
+impl Player {
+    pub(crate) fn new(
+        attachments: AttachmentStore,
+        sink: Sink,
+        speed: f64,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        Player {
+            attachments,
+            sink,
+            speed: if speed > 0.0 { speed } else { 1.0 },
+            next_id: Arc::new(AtomicU64::new(1)),
+            playing: Arc::default(),
+            tasks: OwnedTasks::new(runtime),
+        }
+    }
+
+    pub fn attachments(&self) -> &AttachmentStore {
+        &self.attachments
+    }
+
+    /// Starts playing `url`; `listener` is made for the item's id and hears how it goes.
+    pub fn play(
+        &self,
+        url: &str,
+        listener: impl FnOnce(u64) -> MediaListener,
+    ) -> Result<u64, MediaError> {
+        let source = MediaSource::parse(url)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let listener = listener(id);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        self.playing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, stop_tx);
+        let attachments = self.attachments.clone();
+        let sink = self.sink.clone();
+        let speed = self.speed;
+        let playing = self.playing.clone();
+        self.tasks.spawn(async move {
+            let outcome = render(id, source, &attachments, &sink, speed, stop_rx, &listener).await;
+            playing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            listener(outcome);
+        });
+        Ok(id)
+    }
+
+    /// Registers an audio capture so that `stop(id)` reaches it; `end_capture` forgets it.
+    pub fn register_capture(&self) -> (u64, watch::Receiver<bool>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        self.playing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, stop_tx);
+        (id, stop_rx)
+    }
+
+    pub fn end_capture(&self, id: u64) {
+        self.playing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    /// Stops a playing item or an audio capture.
+    pub fn stop(&self, id: u64) {
+        if let Some(stop) = self
+            .playing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            let _ = stop.send(true);
+        }
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.tasks.abort_all();
+    }
+}
+
+enum MediaSource {
+    Attachment(String),
+    File(PathBuf),
+}
+
+impl MediaSource {
+    fn parse(url: &str) -> Result<Self, MediaError> {
+        if let Some(id) = url.strip_prefix("cid:") {
+            return Ok(MediaSource::Attachment(id.to_string()));
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            return Ok(MediaSource::File(PathBuf::from(path)));
+        }
+        if url.starts_with('/') {
+            return Ok(MediaSource::File(PathBuf::from(url)));
+        }
+        Err(MediaError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+async fn render(
+    id: u64,
+    source: MediaSource,
+    attachments: &AttachmentStore,
+    sink: &Sink,
+    speed: f64,
+    mut stop: watch::Receiver<bool>,
+    listener: &MediaListener,
+) -> MediaEvent {
+    let (name, bytes) = match source {
+        MediaSource::Attachment(cid) => match attachments.take(&cid, ATTACHMENT_WAIT).await {
+            Ok(bytes) => (sanitize(&cid), bytes),
+            Err(e) => {
+                return MediaEvent::Failed {
+                    offset_ms: 0,
+                    error: e.to_string(),
+                }
+            }
+        },
+        MediaSource::File(path) => match tokio::fs::read(&path).await {
+            Ok(bytes) => (sanitize(&path.to_string_lossy()), Bytes::from(bytes)),
+            Err(source) => {
+                let error = MediaError::Read {
+                    path: path.display().to_string(),
+                    source,
+                }
+                .to_string();
+                return MediaEvent::Failed {
+                    offset_ms: 0,
+                    error,
+                };
+            }
+        },
+    };
+    if let Sink::Directory(dir) = sink {
+        let path = dir.join(format!("{id:04}-{name}"));
+        if let Err(source) = write_file(&path, &bytes).await {
+            let error = MediaError::Sink {
+                path: path.display().to_string(),
+                source,
+            }
+            .to_string();
+            return MediaEvent::Failed {
+                offset_ms: 0,
+                error,
+            };
+        }
+    }
+    listener(MediaEvent::Started);
+    let duration_ms = audio_duration_ms(&bytes);
+    let started = tokio::time::Instant::now();
+    let wall = Duration::from_secs_f64(duration_ms as f64 / 1000.0 / speed);
+    let offset_now =
+        || ((started.elapsed().as_secs_f64() * speed * 1000.0) as u64).min(duration_ms);
+    tokio::select! {
+        _ = tokio::time::sleep(wall) => MediaEvent::Finished { offset_ms: duration_ms },
+        _ = stop.wait_for(|stopped| *stopped) => MediaEvent::Stopped { offset_ms: offset_now() },
+    }
+}
+
+async fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    tokio::fs::write(path, bytes).await
+}
+
+fn sanitize(name: &str) -> String {
+    let tail = name.rsplit('/').next().unwrap_or(name);
+    tail.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect()
+}
+
+/// Playing time of an MP3 (constant bit rate, from the first frame header) or a WAV; 0 when unknown.
+pub fn audio_duration_ms(bytes: &[u8]) -> u64 {
+    if let Some(wav) = Wav::parse(bytes) {
+        return wav.data.len() as u64 * 1000
+            / (wav.sample_rate as u64 * wav.block_align as u64).max(1);
+    }
+    mp3_duration_ms(bytes).unwrap_or(0)
+}
+
+fn mp3_duration_ms(bytes: &[u8]) -> Option<u64> {
+    let mut start = 0;
+    // An ID3v2 tag: 10-byte header whose size is a 28-bit synch-safe integer.
+    if bytes.len() > 10 && &bytes[..3] == b"ID3" {
+        let size = bytes[6..10]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 7) | (*b as usize & 0x7f));
+        start = 10 + size;
+    }
+    let frame = bytes
+        .get(start..)?
+        .windows(4)
+        .position(|w| w[0] == 0xff && w[1] & 0xe0 == 0xe0)?
+        + start;
+    let header = &bytes[frame..frame + 4];
+    let version = (header[1] >> 3) & 0x03; // 3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5
+    let layer = (header[1] >> 1) & 0x03; // 1 = Layer III
+    if layer != 1 {
+        return None;
+    }
+    const MPEG1_L3: [u32; 15] = [
+        0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+    ];
+    const MPEG2_L3: [u32; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
+    let index = (header[2] >> 4) as usize;
+    let kbps = if version == 3 {
+        MPEG1_L3.get(index)?
+    } else {
+        MPEG2_L3.get(index)?
+    };
+    if *kbps == 0 {
+        return None;
+    }
+    Some(((bytes.len() - frame) as u64 * 8) / *kbps as u64)
+}
+
+struct Wav<'a> {
+    sample_rate: u32,
+    channels: u16,
+    bits: u16,
+    block_align: u16,
+    data: &'a [u8],
+}
+
+impl<'a> Wav<'a> {
+    fn parse(bytes: &'a [u8]) -> Option<Wav<'a>> {
+        if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+            return None;
+        }
+        let (mut pos, mut format, mut data) = (12, None, None);
+        while pos + 8 <= bytes.len() {
+            let id = &bytes[pos..pos + 4];
+            let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().ok()?) as usize;
+            let body = bytes.get(pos + 8..(pos + 8 + size).min(bytes.len()))?;
+            match id {
+                b"fmt " if body.len() >= 16 => format = Some(body),
+                b"data" => data = Some(body),
+                _ => {}
+            }
+            pos += 8 + size + (size & 1);
+        }
+        let format = format?;
+        let u16_at = |i: usize| u16::from_le_bytes([format[i], format[i + 1]]);
+        Some(Wav {
+            channels: u16_at(2),
+            sample_rate: u32::from_le_bytes(format[4..8].try_into().ok()?),
+            block_align: u16_at(12),
+            bits: u16_at(14),
+            data: data?,
+        })
+    }
+}
+
+/// Where a Recognize's audio comes from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AudioSource {
+    /// A 16 kHz / 16-bit / mono WAV file.
+    File(PathBuf),
+    /// Raw 16 kHz / 16-bit LE / mono PCM.
+    Raw(PathBuf),
+    /// Raw PCM on standard input.
+    Stdin(bool),
+}
+
+/// An audio capture a plugin asked for, opened by the connection when it streams the event. The plugin
+/// stops it (StopCapture) through its media id and hears `finished` when the last chunk went out.
+pub struct CaptureRequest {
+    pub id: u64,
+    pub source: AudioSource,
+    pub stop: watch::Receiver<bool>,
+    pub on_end: Option<Box<dyn FnOnce(MediaEvent) + Send + Sync>>,
+}
+
+impl CaptureRequest {
+    /// Reports how the capture ended (once).
+    pub fn end(&mut self, event: MediaEvent) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(event);
+        }
+    }
+}
+
+/// One audio capture streamed as the `audio` part of an event.
+pub struct AudioCapture {
+    pub id: u64,
+    reader: Box<dyn AsyncRead + Send + Unpin>,
+    stop: watch::Receiver<bool>,
+    sent: u64,
+}
+
+/// 100 ms of 16 kHz / 16-bit mono audio per chunk.
+const CAPTURE_CHUNK: usize = 3200;
+
+impl AudioCapture {
+    pub async fn open(
+        id: u64,
+        source: &AudioSource,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Self, MediaError> {
+        let read_err = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| MediaError::Read { path, source }
+        };
+        let reader: Box<dyn AsyncRead + Send + Unpin> = match source {
+            AudioSource::File(path) => {
+                let bytes = tokio::fs::read(path).await.map_err(read_err(path))?;
+                let wav = Wav::parse(&bytes)
+                    .ok_or_else(|| MediaError::WavFormat(path.display().to_string()))?;
+                if (wav.sample_rate, wav.channels, wav.bits) != (16_000, 1, 16) {
+                    return Err(MediaError::WavFormat(path.display().to_string()));
+                }
+                Box::new(std::io::Cursor::new(wav.data.to_vec()))
+            }
+            AudioSource::Raw(path) => {
+                Box::new(tokio::fs::File::open(path).await.map_err(read_err(path))?)
+            }
+            AudioSource::Stdin(_) => Box::new(tokio::io::stdin()),
+        };
+        Ok(AudioCapture {
+            id,
+            reader,
+            stop,
+            sent: 0,
+        })
+    }
+
+    /// Milliseconds of audio streamed so far (16 kHz, 16-bit mono: 32 bytes per millisecond).
+    pub fn offset_ms(&self) -> u64 {
+        self.sent / 32
+    }
+
+    /// The next chunk of audio; `None` at the end of the source or once the capture was stopped.
+    pub async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
+        if *self.stop.borrow() {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; CAPTURE_CHUNK];
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = tokio::select! {
+                n = self.reader.read(&mut buf[filled..]) => n?,
+                _ = self.stop.wait_for(|s| *s) => return Ok(None),
+            };
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        self.sent += filled as u64;
+        Ok((filled > 0).then(|| Bytes::from(buf)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav(samples: usize) -> Vec<u8> {
+        let data = samples * 2;
+        let mut v = Vec::new();
+        v.extend_from_slice(b"RIFF");
+        v.extend_from_slice(&(36 + data as u32).to_le_bytes());
+        v.extend_from_slice(b"WAVEfmt ");
+        v.extend_from_slice(&16u32.to_le_bytes());
+        v.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        v.extend_from_slice(&1u16.to_le_bytes()); // mono
+        v.extend_from_slice(&16_000u32.to_le_bytes());
+        v.extend_from_slice(&32_000u32.to_le_bytes());
+        v.extend_from_slice(&2u16.to_le_bytes());
+        v.extend_from_slice(&16u16.to_le_bytes());
+        v.extend_from_slice(b"data");
+        v.extend_from_slice(&(data as u32).to_le_bytes());
+        v.resize(v.len() + data, 7);
+        v
+    }
+
+    #[test]
+    fn durations_of_wav_and_cbr_mp3() {
+        assert_eq!(audio_duration_ms(&wav(16_000)), 1000);
+        // MPEG-2 Layer III, 48 kbps (index 6), 24 kHz: 6000 bytes = 1 s.
+        let mut mp3 = vec![0xff, 0xf3, 0x64, 0xc4];
+        mp3.resize(6000, 0);
+        assert_eq!(audio_duration_ms(&mp3), 1000);
+        assert_eq!(audio_duration_ms(b"no audio here"), 0);
+    }
+
+    #[tokio::test]
+    async fn attachments_can_arrive_after_the_reader_asks() {
+        let store = AttachmentStore::default();
+        let reader = tokio::spawn({
+            let store = store.clone();
+            async move { store.take("tts-1", Duration::from_secs(5)).await }
+        });
+        tokio::task::yield_now().await;
+        store.insert("tts-1", Bytes::from_static(b"mp3"));
+        assert_eq!(reader.await.unwrap().unwrap(), Bytes::from_static(b"mp3"));
+        let missing = store
+            .take("tts-2", Duration::from_millis(10))
+            .await
+            .unwrap_err();
+        assert!(missing.to_string().contains("tts-2"));
+    }
+
+    #[tokio::test]
+    async fn capture_streams_the_wav_data_and_stops_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.wav");
+        std::fs::write(&path, wav(8_000)).unwrap();
+        let (stop_tx, stop) = watch::channel(false);
+        let mut capture = AudioCapture::open(1, &AudioSource::File(path.clone()), stop)
+            .await
+            .unwrap();
+        let first = capture.next_chunk().await.unwrap().unwrap();
+        assert_eq!(first.len(), CAPTURE_CHUNK);
+        stop_tx.send(true).unwrap();
+        assert!(capture.next_chunk().await.unwrap().is_none());
+
+        let (_keep, stop) = watch::channel(false);
+        let mut capture = AudioCapture::open(2, &AudioSource::File(path), stop)
+            .await
+            .unwrap();
+        let mut total = 0;
+        while let Some(chunk) = capture.next_chunk().await.unwrap() {
+            total += chunk.len();
+        }
+        assert_eq!(total, 16_000);
+
+        std::fs::write(dir.path().join("bad.wav"), b"RIFF....WAVE").unwrap();
+        let (_keep, stop) = watch::channel(false);
+        let err = AudioCapture::open(3, &AudioSource::File(dir.path().join("bad.wav")), stop)
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("bad.wav"));
+    }
+}

@@ -1,0 +1,240 @@
+//! The plugin host: discovers plugin libraries, loads each into its own slot, initialises it with its
+//! host services, and answers "which slot handles namespace X" for routing.
+
+pub mod loader;
+pub(crate) mod services;
+pub mod slot;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+pub use loader::{LoadError, LoadedPlugin};
+use services::{Hub, PluginServices, Timers};
+use slot::SlotCall;
+pub use slot::{CallTimeouts, FailureKind, PluginFailure, Slot};
+
+use crate::observe::{Observer, RuntimeEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{path}: {interface} is already provided by {other}")]
+    Duplicate {
+        path: String,
+        interface: String,
+        other: String,
+    },
+    #[error("{path}: cannot start the plugin's thread: {source}")]
+    Thread {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: init failed: {failure}")]
+    Init {
+        path: String,
+        failure: PluginFailure,
+    },
+}
+
+pub struct PluginHost {
+    slots: RwLock<BTreeMap<String, Arc<Slot>>>,
+    hub: Arc<Hub>,
+    timers: Arc<Timers>,
+    timeouts: CallTimeouts,
+    device_info: Value,
+    observer: Observer,
+}
+
+impl PluginHost {
+    pub(crate) fn new(
+        hub: Arc<Hub>,
+        timeouts: CallTimeouts,
+        device_info: Value,
+        observer: Observer,
+    ) -> Self {
+        let timers = Arc::new(Timers::new(tokio::runtime::Handle::current()));
+        PluginHost {
+            slots: RwLock::default(),
+            hub,
+            timers,
+            timeouts,
+            device_info,
+            observer,
+        }
+    }
+
+    /// Loads every plugin file of `dir` (or only those whose file stem is listed in `only`). A file that
+    /// fails is reported and skipped; the others still load.
+    pub async fn load_dir(
+        &self,
+        dir: &Path,
+        only: &[String],
+    ) -> Result<Vec<Arc<Slot>>, std::io::Error> {
+        let files = loader::discover(dir).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("plugin dir {}: {e}", dir.display()))
+        })?;
+        let mut loaded = Vec::new();
+        for path in files {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !only.is_empty()
+                && !only
+                    .iter()
+                    .any(|o| *o == stem || stem.strip_prefix("lib") == Some(o))
+            {
+                continue;
+            }
+            match self.install(&path).await {
+                Ok(slot) => loaded.push(slot),
+                Err(e) => {
+                    tracing::error!("plugin not loaded: {e}");
+                    self.observer.emit(RuntimeEvent::PluginRejected {
+                        path: path.display().to_string(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Loads one plugin file, starts its slot and initialises it.
+    pub async fn install(&self, path: &Path) -> Result<Arc<Slot>, InstallError> {
+        let shown = path.display().to_string();
+        let owned = path.to_path_buf();
+        let loaded = tokio::task::spawn_blocking(move || loader::load(&owned))
+            .await
+            .map_err(|e| InstallError::Thread {
+                path: shown.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        let interface = loaded.manifest.interface.clone();
+        if let Some(other) = self.slot(&interface) {
+            return Err(InstallError::Duplicate {
+                path: shown,
+                interface,
+                other: other.path.display().to_string(),
+            });
+        }
+        let slot = Arc::new(Slot::start(loaded, self.timeouts).map_err(|source| {
+            InstallError::Thread {
+                path: shown.clone(),
+                source,
+            }
+        })?);
+        let must_deliver: HashSet<String> = slot
+            .manifest
+            .events
+            .iter()
+            .filter(|e| e.must_deliver)
+            .map(|e| e.name.clone())
+            .collect();
+        let services = PluginServices::new(
+            &interface,
+            slot.schemas.clone(),
+            must_deliver,
+            slot.sender(),
+            self.hub.clone(),
+            self.timers.clone(),
+        );
+        if let Err(failure) = slot.init(services).await {
+            let _ = slot.shutdown().await;
+            return Err(InstallError::Init {
+                path: shown,
+                failure,
+            });
+        }
+        slot.post(SlotCall::HostEvent(
+            "device.info".into(),
+            self.device_info.to_string(),
+        ));
+        tracing::info!(interface = %interface, version = %slot.manifest.version, path = %shown, "plugin loaded");
+        self.observer.emit(RuntimeEvent::PluginLoaded {
+            interface: interface.clone(),
+            version: slot.manifest.version.clone(),
+            path: shown,
+        });
+        self.slots
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(interface, slot.clone());
+        Ok(slot)
+    }
+
+    pub fn slot(&self, interface: &str) -> Option<Arc<Slot>> {
+        self.slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(interface)
+            .cloned()
+    }
+
+    pub fn slots(&self) -> Vec<Arc<Slot>> {
+        self.slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Every plugin's context entries, gathered concurrently; a plugin that fails or is too slow is
+    /// left out (and logged) rather than holding the event back.
+    pub async fn context(&self) -> Vec<Value> {
+        let mut calls = tokio::task::JoinSet::new();
+        for slot in self.slots() {
+            calls.spawn(async move { (slot.context().await, slot) });
+        }
+        let mut entries = Vec::new();
+        let mut results = Vec::new();
+        while let Some(Ok((result, slot))) = calls.join_next().await {
+            results.push((slot.interface().to_string(), result));
+        }
+        // Deterministic order makes the context stable across events.
+        results.sort_by(|a, b| a.0.cmp(&b.0));
+        for (interface, result) in results {
+            match result {
+                Ok(mut e) => entries.append(&mut e),
+                Err(failure) => tracing::warn!(interface, "context left out: {failure}"),
+            }
+        }
+        entries
+    }
+
+    /// Delivers a host event (user input, device info) to every plugin.
+    pub fn broadcast(&self, kind: &str, payload: &Value) {
+        for slot in self.slots() {
+            slot.post(SlotCall::HostEvent(kind.to_string(), payload.to_string()));
+        }
+    }
+
+    /// Delivers a host event to one interface's plugin; false when none is loaded.
+    pub fn notify(&self, interface: &str, kind: &str, payload: &Value) -> bool {
+        match self.slot(interface) {
+            Some(slot) => {
+                slot.post(SlotCall::HostEvent(kind.to_string(), payload.to_string()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        self.timers.shutdown();
+        let slots: Vec<_> =
+            std::mem::take(&mut *self.slots.write().unwrap_or_else(|e| e.into_inner()))
+                .into_values()
+                .collect();
+        for slot in slots {
+            if let Err(e) = slot.shutdown().await {
+                tracing::warn!("plugin shutdown: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The device runtime: wires the plugin host, the dialog sequencer, authorization, capability
+//! publishing and the AVS connection together, and owns every task it starts until `shutdown`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::auth::Authorizer;
+use crate::capabilities;
+use crate::config::Config;
+use crate::directives::{sequencer, ConnectionDirective, Router};
+use crate::events::EventSender;
+use crate::focus::FocusManager;
+use crate::https::HttpsClient;
+use crate::media::{AttachmentStore, Player, Sink};
+use crate::observe::{Observer, RuntimeEvent};
+use crate::plugins::services::{Hub, Timers};
+use crate::plugins::{CallTimeouts, PluginHost};
+use crate::storage::Storage;
+use crate::transport::http2::Endpoint;
+use crate::transport::{Backoff, Inbound, Timing, Transport};
+use crate::{tls, transport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error("AVS endpoint: {0}")]
+    Endpoint(#[from] transport::http2::Http2Error),
+    #[error(transparent)]
+    Plugins(std::io::Error),
+}
+
+/// Knobs that are not device configuration: timing for tests and benchmarks.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    pub timing: Timing,
+    pub call_timeouts: CallTimeouts,
+    /// 1.0 plays audio in real time; tests may play faster.
+    pub playback_speed: f64,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            timing: Timing::default(),
+            call_timeouts: CallTimeouts::default(),
+            playback_speed: 1.0,
+        }
+    }
+}
+
+pub struct Runtime {
+    plugins: Arc<PluginHost>,
+    hub: Arc<Hub>,
+    auth: Authorizer,
+    observer: Observer,
+    shutdown: watch::Sender<bool>,
+    supervisor: JoinHandle<()>,
+    sequencer: JoinHandle<()>,
+}
+
+impl Runtime {
+    /// Loads the plugins and starts working: link the device if it has no tokens yet, publish the
+    /// capabilities, then keep the connection to AVS up until `shutdown`. Progress is reported through
+    /// the observer (subscribe before calling to see everything, or use `start_observed`).
+    pub async fn start(config: Config, options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        Self::start_observed(config, options, Observer::default()).await
+    }
+
+    pub async fn start_observed(
+        config: Config,
+        options: RuntimeOptions,
+        observer: Observer,
+    ) -> Result<Runtime, RuntimeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| RuntimeError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let storage = Storage::open(&config.data_dir.join("avs.db"))?;
+        let tls = tls::client_config(config.ca_file.as_deref())?;
+        let https = HttpsClient::new(tls.clone());
+        let auth = Authorizer::new(https.clone(), &config)?;
+        let endpoint = Endpoint::parse(&config.avs_base_url())?;
+
+        let (events, event_queue) = EventSender::channel();
+        let (sequencer_tx, sequencer_rx) = sequencer::channel();
+        let runtime = tokio::runtime::Handle::current();
+        let attachments = AttachmentStore::default();
+        let hub = Arc::new(Hub {
+            events: events.clone(),
+            sequencer: sequencer_tx.clone(),
+            focus: FocusManager::default(),
+            player: Player::new(
+                attachments.clone(),
+                Sink::from_config(&config.audio_sink),
+                options.playback_speed,
+                runtime.clone(),
+            ),
+            storage,
+            timers: Timers::new(runtime),
+        });
+        let device_info = json!({
+            "firmwareVersion": config.firmware_version,
+            "locale": config.locale,
+            "deviceSerialNumber": config.device_serial_number,
+        });
+        let plugins = Arc::new(PluginHost::new(
+            hub.clone(),
+            options.call_timeouts,
+            device_info,
+            observer.clone(),
+        ));
+        plugins
+            .load_dir(&config.plugin_dir, &config.plugins)
+            .await
+            .map_err(RuntimeError::Plugins)?;
+
+        let sequencer = tokio::spawn(sequencer::run(
+            sequencer_rx,
+            events.clone(),
+            observer.clone(),
+        ));
+        let (connection_tx, connection_rx) = mpsc::unbounded_channel();
+        let router = Router::new(
+            plugins.clone(),
+            sequencer_tx,
+            events,
+            observer.clone(),
+            connection_tx,
+        );
+        let transport = Transport {
+            endpoint,
+            tls,
+            timing: options.timing,
+            auth: auth.clone(),
+            inbound: Arc::new(Inbound {
+                router,
+                attachments,
+            }),
+            plugins: plugins.clone(),
+            observer: observer.clone(),
+            events: event_queue,
+            retry: VecDeque::new(),
+            connections: 0,
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let supervisor = Supervisor {
+            auth: auth.clone(),
+            https,
+            capabilities_url: config.capabilities_endpoint(),
+            plugins: plugins.clone(),
+            storage: hub.storage.clone(),
+            observer: observer.clone(),
+            connection_directives: connection_rx,
+        };
+        let supervisor = tokio::spawn(supervisor.run(transport, shutdown_rx));
+        Ok(Runtime {
+            plugins,
+            hub,
+            auth,
+            observer,
+            shutdown,
+            supervisor,
+            sequencer,
+        })
+    }
+
+    pub fn observer(&self) -> &Observer {
+        &self.observer
+    }
+
+    pub fn plugins(&self) -> &PluginHost {
+        &self.plugins
+    }
+
+    /// User input (a button, the microphone, a local volume change) for whichever plugin handles it.
+    pub fn user_event(&self, kind: &str, payload: &Value) {
+        self.plugins.broadcast(kind, payload);
+        if kind != "user.activity" {
+            self.plugins.broadcast("user.activity", &json!({}));
+        }
+    }
+
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.auth
+    }
+
+    /// Stops the connection, every plugin and every task the runtime started.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.supervisor.await;
+        self.plugins.shutdown().await;
+        self.hub.player.shutdown();
+        self.hub.timers.shutdown();
+        self.sequencer.abort();
+        let _ = self.sequencer.await;
+    }
+}
+
+/// The runtime's lifecycle: linked → capabilities published → connected, and back when AVS revokes
+/// the authorization.
+struct Supervisor {
+    auth: Authorizer,
+    https: HttpsClient,
+    capabilities_url: String,
+    plugins: Arc<PluginHost>,
+    storage: Storage,
+    observer: Observer,
+    connection_directives: mpsc::UnboundedReceiver<ConnectionDirective>,
+}
+
+const CORE_NAMESPACE: &str = "avs-core";
+const PUBLISHED_KEY: &str = "published-capabilities";
+
+impl Supervisor {
+    async fn run(mut self, mut transport: Transport, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = self.prepare() => {}
+                _ = crate::tasks::raised(&mut shutdown) => return,
+            }
+            let (stop_connection, stop_rx) = watch::channel(false);
+            let mut running = tokio::spawn(transport.run(stop_rx));
+            let (revoked, finished) = loop {
+                tokio::select! {
+                    _ = crate::tasks::raised(&mut shutdown) => break (false, None),
+                    // The connection gave up by itself: the tokens are gone, link again.
+                    result = &mut running => break (true, Some(result)),
+                    directive = self.connection_directives.recv() => match directive {
+                        Some(ConnectionDirective::RevokeAuthorization) => break (true, None),
+                        Some(ConnectionDirective::SetEndpoint(url)) => {
+                            tracing::warn!("System.SetEndpoint to {url} ignored: the endpoint comes from configuration");
+                        }
+                        None => {}
+                    },
+                }
+            };
+            let _ = stop_connection.send(true);
+            let result = match finished {
+                Some(result) => result,
+                None => running.await,
+            };
+            transport = match result {
+                Ok(transport) => transport,
+                Err(_) => return,
+            };
+            if !revoked {
+                return;
+            }
+            tracing::warn!("authorization revoked by AVS: clearing tokens, linking again");
+            if let Err(e) = self.auth.revoke() {
+                tracing::error!("clearing tokens: {e}");
+            }
+            let _ = self.storage.delete_namespace(CORE_NAMESPACE);
+        }
+    }
+
+    /// Links the device if needed and publishes its capabilities, retrying until both succeed.
+    async fn prepare(&mut self) {
+        let mut backoff = Backoff::default();
+        if !self.auth.is_linked() {
+            let observer = self.observer.clone();
+            loop {
+                let linked = self
+                    .auth
+                    .link(|code| {
+                        tracing::info!(
+                            "to link this device, visit {} and enter the code {}",
+                            code.verification_uri,
+                            code.user_code
+                        );
+                        observer.emit(RuntimeEvent::LinkingCode {
+                            user_code: code.user_code.clone(),
+                            verification_uri: code.verification_uri.clone(),
+                        });
+                    })
+                    .await;
+                match linked {
+                    Ok(()) => break,
+                    Err(e) => {
+                        let delay = backoff.next_delay();
+                        tracing::error!(
+                            "linking failed: {e}; retrying in {} ms",
+                            delay.as_millis()
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+            self.observer.emit(RuntimeEvent::Linked);
+            backoff.reset();
+        }
+        let document = capabilities::document(&self.plugins.slots());
+        let published = self
+            .storage
+            .get(CORE_NAMESPACE, PUBLISHED_KEY)
+            .ok()
+            .flatten();
+        if published.as_deref() == Some(document.to_string().as_str()) {
+            tracing::debug!("capabilities unchanged since the last publish");
+            return;
+        }
+        loop {
+            match self.publish(&document).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let delay = backoff.next_delay().max(Duration::from_millis(250));
+                    tracing::error!("{e}; retrying in {} ms", delay.as_millis());
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        if let Err(e) = self
+            .storage
+            .put(CORE_NAMESPACE, PUBLISHED_KEY, &document.to_string())
+        {
+            tracing::warn!("remembering the published capabilities: {e}");
+        }
+        self.observer.emit(RuntimeEvent::CapabilitiesPublished {
+            interfaces: capabilities::interfaces(&document),
+        });
+    }
+
+    async fn publish(&self, document: &Value) -> Result<(), String> {
+        let token = self.auth.access_token().await.map_err(|e| e.to_string())?;
+        match capabilities::publish(
+            &self.https,
+            &self.capabilities_url,
+            token.expose(),
+            document,
+        )
+        .await
+        {
+            Err(capabilities::CapabilitiesError::Forbidden) => {
+                self.auth.refresh().await.map_err(|e| e.to_string())?;
+                Err("capabilities refused (403); token refreshed".into())
+            }
+            other => other.map_err(|e| e.to_string()),
+        }
+    }
+}

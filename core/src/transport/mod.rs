@@ -1,0 +1,492 @@
+//! The one HTTP/2 connection to AVS: connect, open the downchannel, synchronise state, send events,
+//! keep the connection alive, and reconnect with backoff when anything breaks — without losing an event.
+//!
+//! Ownership: `Transport::run` is one task; everything a connection starts (the h2 driver, the
+//! downchannel reader, event streams, keep-alive) lives in that connection's `JoinSet` and is aborted
+//! when the connection ends. Events in flight on a connection that died go back to the front of the queue.
+
+mod backoff;
+mod event_stream;
+pub mod http2;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use backoff::Backoff;
+use bytes::Bytes;
+use h2::client::SendRequest;
+use h2::RecvStream;
+use rustls::ClientConfig;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::auth::{AuthError, Authorizer};
+use crate::directives::Router;
+use crate::events::{empty_payload, EventReceiver, OutgoingEvent};
+use crate::media::AttachmentStore;
+use crate::multipart::{boundary_from_content_type, MultipartError, MultipartParser, Part};
+use crate::observe::{Observer, RuntimeEvent};
+use crate::plugins::PluginHost;
+use crate::protocol;
+use event_stream::EventError;
+use http2::{Endpoint, Http2Error};
+
+/// Timing of the connection; the defaults are AVS's.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub connect: Duration,
+    /// `GET /ping` after this much inactivity (AVS: at least every 5 minutes).
+    pub ping_after_idle: Duration,
+    /// HTTP/2 PING frames every this often, so a dead connection is noticed even while idle.
+    pub keepalive: Duration,
+    /// How long a ping (either kind) may take before the connection counts as dead.
+    pub ping_timeout: Duration,
+    pub answer: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            connect: Duration::from_secs(60),
+            ping_after_idle: Duration::from_secs(300),
+            keepalive: Duration::from_secs(20),
+            ping_timeout: Duration::from_secs(10),
+            answer: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error(transparent)]
+    Http2(#[from] Http2Error),
+    #[error("malformed multipart: {0}")]
+    Multipart(#[from] MultipartError),
+}
+
+/// Where directives and attachments arriving on any stream go.
+pub(crate) struct Inbound {
+    pub router: Router,
+    pub attachments: AttachmentStore,
+}
+
+impl Inbound {
+    /// Reads a multipart/related body to its end, delivering each part as soon as it is complete.
+    pub(crate) async fn read_multipart(
+        &self,
+        boundary: &str,
+        body: &mut RecvStream,
+    ) -> Result<(), InboundError> {
+        let mut parser = MultipartParser::new(boundary);
+        while let Some(chunk) = http2::next_chunk(body).await? {
+            parser.push(&chunk)?;
+            while let Some(part) = parser.next_part()? {
+                self.deliver(part);
+            }
+        }
+        parser.finish()?;
+        Ok(())
+    }
+
+    fn deliver(&self, part: Part) {
+        let content_type = part.headers.content_type.as_deref().unwrap_or("");
+        let is_json = content_type.starts_with("application/json")
+            || (content_type.is_empty() && part.body.first() == Some(&b'{'));
+        if is_json {
+            self.router.route(part.body);
+        } else if let Some(id) = &part.headers.content_id {
+            self.attachments.insert(id, part.body);
+        } else {
+            tracing::warn!(
+                content_type,
+                bytes = part.body.len(),
+                "part that is neither a directive nor an attachment ignored"
+            );
+        }
+    }
+}
+
+/// Why a connection ended.
+enum Ended {
+    Shutdown,
+    /// No tokens any more (revoked): the runtime must link the device again before reconnecting.
+    Unlinked,
+    Lost(String),
+}
+
+enum ConnectionTask {
+    Driver(Result<(), h2::Error>),
+    Downchannel(Result<(), InboundError>),
+    Keepalive(String),
+    Event(Box<OutgoingEvent>, Result<u16, EventError>),
+}
+
+pub(crate) struct Transport {
+    pub endpoint: Endpoint,
+    pub tls: Arc<ClientConfig>,
+    pub timing: Timing,
+    pub auth: Authorizer,
+    pub inbound: Arc<Inbound>,
+    pub plugins: Arc<PluginHost>,
+    pub observer: Observer,
+    pub events: EventReceiver,
+    /// Events to send before any new one: those whose connection died under them.
+    pub retry: VecDeque<OutgoingEvent>,
+    pub connections: u64,
+}
+
+impl Transport {
+    /// Keeps a connection up until `shutdown` (or until the device is no longer linked); hands itself back (with its unsent events) so that the
+    /// runtime can connect again later, e.g. after linking anew.
+    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Self {
+        let mut backoff = Backoff::default();
+        loop {
+            let reason = match self.connection(&mut shutdown, &mut backoff).await {
+                Ended::Shutdown => break,
+                Ended::Unlinked => {
+                    self.observer.emit(RuntimeEvent::Disconnected {
+                        reason: "the device is no longer linked".into(),
+                    });
+                    break;
+                }
+                Ended::Lost(reason) => reason,
+            };
+            let delay = backoff.next_delay();
+            tracing::warn!(
+                "disconnected: {reason}; reconnecting in {} ms",
+                delay.as_millis()
+            );
+            self.observer.emit(RuntimeEvent::Disconnected { reason });
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = crate::tasks::raised(&mut shutdown) => break,
+            }
+        }
+        self
+    }
+
+    async fn token(&self) -> Result<String, Ended> {
+        match self.auth.access_token().await {
+            Ok(token) => Ok(token.expose().to_string()),
+            Err(AuthError::NotLinked) => Err(Ended::Unlinked),
+            Err(e) => Err(Ended::Lost(format!("authorization: {e}"))),
+        }
+    }
+
+    /// One connection, from dialling to its end.
+    async fn connection(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+        backoff: &mut Backoff,
+    ) -> Ended {
+        let token = match self.token().await {
+            Ok(token) => token,
+            Err(ended) => return ended,
+        };
+        let (send_request, mut connection) =
+            match http2::connect(&self.endpoint, self.tls.clone(), self.timing.connect).await {
+                Ok(c) => c,
+                Err(e) => return Ended::Lost(e.to_string()),
+            };
+        let mut tasks: JoinSet<ConnectionTask> = JoinSet::new();
+        let ping_pong = connection.ping_pong();
+        tasks.spawn(async move { ConnectionTask::Driver(connection.await) });
+        if let Some(mut ping_pong) = ping_pong {
+            let (every, timeout) = (self.timing.keepalive, self.timing.ping_timeout);
+            tasks.spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match tokio::time::timeout(timeout, ping_pong.ping(h2::Ping::opaque())).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            return ConnectionTask::Keepalive(format!("HTTP/2 PING failed: {e}"))
+                        }
+                        Err(_) => {
+                            return ConnectionTask::Keepalive(format!(
+                                "no HTTP/2 PING answer within {timeout:?}"
+                            ))
+                        }
+                    }
+                }
+            });
+        }
+
+        if let Err(reason) = self
+            .open_downchannel(&send_request, &token, &mut tasks)
+            .await
+        {
+            return Ended::Lost(reason);
+        }
+        backoff.reset();
+        self.connections += 1;
+
+        // Nothing else may go out before SynchronizeState has been accepted on this connection.
+        let mut sync = OutgoingEvent::new(
+            protocol::SYSTEM,
+            protocol::SYNCHRONIZE_STATE,
+            empty_payload(),
+        );
+        sync.with_context = true;
+        let context = self.plugins.context().await;
+        let synced = event_stream::send(
+            send_request.clone(),
+            &self.endpoint,
+            &token,
+            &mut sync,
+            Some(context),
+            &self.inbound,
+            self.timing.answer,
+        )
+        .await;
+        match synced {
+            Ok(status) => self.sent(&sync, status),
+            Err(e) => {
+                if e.status() == Some(403) {
+                    self.refresh_after_403().await;
+                }
+                return Ended::Lost(format!("SynchronizeState failed: {e}"));
+            }
+        }
+        self.observer.emit(RuntimeEvent::Connected {
+            connection: self.connections,
+        });
+        tracing::info!(
+            connection = self.connections,
+            "connected to {}",
+            self.endpoint.authority
+        );
+
+        let mut last_activity = Instant::now();
+        loop {
+            let ping_due = last_activity + self.timing.ping_after_idle;
+            tokio::select! {
+                _ = crate::tasks::raised(shutdown) => return Ended::Shutdown,
+                event = next_event(&mut self.retry, &mut self.events) => {
+                    let Some(event) = event else { return Ended::Shutdown };
+                    last_activity = Instant::now();
+                    self.spawn_event(&mut tasks, &send_request, &token, event);
+                }
+                Some(done) = tasks.join_next() => {
+                    let Ok(done) = done else { continue };
+                    if let Some(reason) = self.task_done(done).await {
+                        return Ended::Lost(reason);
+                    }
+                }
+                _ = tokio::time::sleep_until(ping_due) => {
+                    if let Err(reason) = self.ping(&send_request, &token).await {
+                        return Ended::Lost(reason);
+                    }
+                    last_activity = Instant::now();
+                }
+            }
+        }
+    }
+
+    async fn open_downchannel(
+        &self,
+        send_request: &SendRequest<Bytes>,
+        token: &str,
+        tasks: &mut JoinSet<ConnectionTask>,
+    ) -> Result<(), String> {
+        let request = http::Request::get(self.endpoint.uri(protocol::DIRECTIVES_PATH))
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(())
+            .map_err(|e| e.to_string())?;
+        let response = async {
+            let mut ready = send_request.clone().ready().await?;
+            let (response, _) = ready.send_request(request, true)?;
+            response.await
+        };
+        let response = match tokio::time::timeout(self.timing.connect, response).await {
+            Err(_) => return Err("the downchannel did not open in time".into()),
+            Ok(Err(e)) => return Err(format!("downchannel: {e}")),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        if status == 403 {
+            self.refresh_after_403().await;
+            return Err("downchannel refused (403): access token refreshed".into());
+        }
+        if status != 200 {
+            return Err(format!("downchannel answered HTTP {status}"));
+        }
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Some(boundary) = boundary_from_content_type(content_type) else {
+            return Err(format!(
+                "downchannel without a multipart boundary ({content_type:?})"
+            ));
+        };
+        let inbound = self.inbound.clone();
+        let mut body = response.into_body();
+        tasks.spawn(async move {
+            ConnectionTask::Downchannel(inbound.read_multipart(&boundary, &mut body).await)
+        });
+        Ok(())
+    }
+
+    fn spawn_event(
+        &self,
+        tasks: &mut JoinSet<ConnectionTask>,
+        send_request: &SendRequest<Bytes>,
+        token: &str,
+        mut event: OutgoingEvent,
+    ) {
+        let (send_request, endpoint, token) = (
+            send_request.clone(),
+            self.endpoint.clone(),
+            token.to_string(),
+        );
+        let (inbound, plugins, timeout) = (
+            self.inbound.clone(),
+            self.plugins.clone(),
+            self.timing.answer,
+        );
+        tasks.spawn(async move {
+            let context = if event.with_context {
+                Some(plugins.context().await)
+            } else {
+                None
+            };
+            let result = event_stream::send(
+                send_request,
+                &endpoint,
+                &token,
+                &mut event,
+                context,
+                &inbound,
+                timeout,
+            )
+            .await;
+            ConnectionTask::Event(Box::new(event), result)
+        });
+    }
+
+    /// Handles a finished connection task; `Some(reason)` ends the connection.
+    async fn task_done(&mut self, done: ConnectionTask) -> Option<String> {
+        match done {
+            ConnectionTask::Driver(Ok(())) => Some("the server closed the connection".into()),
+            ConnectionTask::Driver(Err(e)) => Some(format!("connection error: {e}")),
+            ConnectionTask::Downchannel(Ok(())) => Some("the server ended the downchannel".into()),
+            ConnectionTask::Downchannel(Err(e)) => Some(format!("downchannel: {e}")),
+            ConnectionTask::Keepalive(reason) => Some(reason),
+            ConnectionTask::Event(event, Ok(status)) => {
+                self.sent(&event, status);
+                None
+            }
+            ConnectionTask::Event(event, Err(error)) => self.event_failed(*event, error).await,
+        }
+    }
+
+    fn sent(&self, event: &OutgoingEvent, status: u16) {
+        tracing::debug!(event = ?event, status, "event sent");
+        self.observer.emit(RuntimeEvent::EventSent {
+            namespace: event.namespace.clone(),
+            name: event.name.clone(),
+            message_id: event.message_id.clone(),
+            status,
+        });
+    }
+
+    async fn event_failed(&mut self, event: OutgoingEvent, error: EventError) -> Option<String> {
+        let failed = |error: &str| RuntimeEvent::EventFailed {
+            namespace: event.namespace.clone(),
+            name: event.name.clone(),
+            message_id: event.message_id.clone(),
+            error: error.to_string(),
+        };
+        match &error {
+            EventError::Status { status: 403, .. } => {
+                self.refresh_after_403().await;
+                self.requeue(event, "403");
+                Some("event refused (403): access token refreshed".into())
+            }
+            EventError::Status { status: 400, body } => {
+                tracing::error!(event = ?event, "AVS rejected the event as malformed (400), not retried: {body}");
+                self.observer.emit(failed(&error.to_string()));
+                None
+            }
+            EventError::Status { status, .. } if *status == 429 || *status >= 500 => {
+                let reason = format!("event answered HTTP {status}");
+                self.requeue(event, &reason);
+                Some(reason)
+            }
+            EventError::Connection(_) | EventError::Timeout(_) | EventError::Inbound(_) => {
+                let reason = error.to_string();
+                self.requeue(event, &reason);
+                Some(reason)
+            }
+            _ => {
+                tracing::error!(event = ?event, "event failed: {error}");
+                self.observer.emit(failed(&error.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Puts an event back at the front of the queue for the next connection. An event whose audio was
+    /// already streamed cannot be replayed: the moment has passed, so it is reported as failed.
+    fn requeue(&mut self, event: OutgoingEvent, why: &str) {
+        if event.name == protocol::SYNCHRONIZE_STATE && event.namespace == protocol::SYSTEM {
+            return; // every connection sends its own
+        }
+        if !event.replayable {
+            tracing::warn!(event = ?event, "not resent: its audio was already streamed ({why})");
+            self.observer.emit(RuntimeEvent::EventFailed {
+                namespace: event.namespace,
+                name: event.name,
+                message_id: event.message_id,
+                error: format!("connection lost while streaming audio: {why}"),
+            });
+            return;
+        }
+        tracing::info!(event = ?event, "will resend after reconnecting ({why})");
+        self.retry.push_front(event);
+    }
+
+    async fn refresh_after_403(&self) {
+        if let Err(e) = self.auth.refresh().await {
+            tracing::error!("token refresh after 403 failed: {e}");
+        }
+    }
+
+    async fn ping(&self, send_request: &SendRequest<Bytes>, token: &str) -> Result<(), String> {
+        let request = http::Request::get(self.endpoint.uri(protocol::PING_PATH))
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(())
+            .map_err(|e| e.to_string())?;
+        let ping = async {
+            let mut ready = send_request.clone().ready().await?;
+            let (response, _) = ready.send_request(request, true)?;
+            response.await
+        };
+        match tokio::time::timeout(self.timing.ping_timeout, ping).await {
+            Ok(Ok(response)) if response.status().as_u16() == 204 => Ok(()),
+            Ok(Ok(response)) if response.status().as_u16() == 403 => {
+                self.refresh_after_403().await;
+                Err("ping refused (403): access token refreshed".into())
+            }
+            Ok(Ok(response)) => Err(format!("ping answered HTTP {}", response.status())),
+            Ok(Err(e)) => Err(format!("ping failed: {e}")),
+            Err(_) => Err(format!(
+                "no ping answer within {:?}",
+                self.timing.ping_timeout
+            )),
+        }
+    }
+}
+
+async fn next_event(
+    retry: &mut VecDeque<OutgoingEvent>,
+    events: &mut EventReceiver,
+) -> Option<OutgoingEvent> {
+    if let Some(event) = retry.pop_front() {
+        return Some(event);
+    }
+    events.recv().await
+}

@@ -1,0 +1,39 @@
+//! `avs run`: the device runtime from configuration, until Ctrl-C.
+
+use std::path::PathBuf;
+
+use avs_core::config::Config;
+use avs_core::observe::RuntimeEvent;
+use avs_core::runtime::{Runtime, RuntimeOptions};
+use clap::Args;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Configuration file (default: ./avs.toml if present); AVS_* environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.as_deref())?;
+    let runtime = Runtime::start(config, RuntimeOptions::default()).await?;
+    let mut events = runtime.observer().subscribe();
+    let printer = tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let RuntimeEvent::LinkingCode {
+                user_code,
+                verification_uri,
+            } = event
+            {
+                println!(
+                    "To link this device, open {verification_uri} and enter the code {user_code}"
+                );
+            }
+        }
+    });
+    tokio::signal::ctrl_c().await?;
+    eprintln!("shutting down…");
+    runtime.shutdown().await;
+    printer.abort();
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! `avs`: the avs-runtime command line — the demo, the device runtime, the local AVS cloud and plugin tools.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "avs",
+    version,
+    about = "Alexa Voice Service device runtime with hot-swappable interface plugins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole flow against an embedded avs-sim: link, publish capabilities, Recognize → Speak, SetVolume.
+    Demo(cli::demo::DemoArgs),
+    /// Run the device runtime from configuration until Ctrl-C.
+    Run(cli::run::RunArgs),
+    /// Run avs-sim, the local AVS-compatible cloud, standalone.
+    Sim(cli::sim::SimArgs),
+    /// Inspect plugin libraries.
+    #[command(subcommand)]
+    Plugin(cli::plugin::PluginCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    cli::init_logging(matches!(cli.command, Command::Demo(_)));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => cli::demo::run(args).await,
+            Command::Run(args) => cli::run::run(args).await,
+            Command::Sim(args) => cli::sim::run(args).await,
+            Command::Plugin(command) => cli::plugin::run(command),
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

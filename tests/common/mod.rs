@@ -1,0 +1,132 @@
+//! A device runtime and an avs-sim on loopback, talking real TLS + HTTP/2, for integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use avs_core::config::Config;
+use avs_core::observe::{Observer, RuntimeEvent};
+use avs_core::runtime::{Runtime, RuntimeOptions};
+use avs_sim::{ReceivedEvent, Sim, SimConfig, SimHandle};
+use tokio::sync::broadcast;
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The directory `cargo build --workspace` put the plugin libraries in (next to `target/<profile>/deps`,
+/// where this test binary runs from).
+pub fn built_plugin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .to_path_buf();
+    assert!(
+        dir.join("libavs_speaker.so").exists(),
+        "plugin libraries missing in {} — run `cargo build --workspace` before the tests (see README)",
+        dir.display()
+    );
+    dir
+}
+
+pub struct Device {
+    pub sim: SimHandle,
+    pub runtime: Option<Runtime>,
+    pub events: broadcast::Receiver<RuntimeEvent>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Device {
+    /// Starts avs-sim and a runtime loading the plugins of `plugin_dir`, and waits until it is connected.
+    pub async fn connect(plugin_dir: PathBuf) -> Device {
+        let mut device = Device::launch(plugin_dir).await;
+        device
+            .wait_for(|e| matches!(e, RuntimeEvent::Connected { .. }))
+            .await;
+        device
+    }
+
+    /// Starts avs-sim and a runtime without waiting for anything.
+    pub async fn launch(plugin_dir: PathBuf) -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Sim::start(SimConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            dir.path().join("sim"),
+        ))
+        .await
+        .unwrap();
+        Device::start(sim, dir, plugin_dir).await
+    }
+
+    pub async fn start(sim: SimHandle, dir: tempfile::TempDir, plugin_dir: PathBuf) -> Device {
+        let observer = Observer::default();
+        let events = observer.subscribe();
+        let runtime = Runtime::start_observed(
+            device_config(&sim, &dir, plugin_dir),
+            test_options(),
+            observer,
+        )
+        .await
+        .unwrap();
+        Device {
+            sim,
+            runtime: Some(runtime),
+            events,
+            dir,
+        }
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        self.runtime.as_ref().expect("running")
+    }
+
+    /// The next runtime event matching `pred`, skipping others.
+    pub async fn wait_for(&mut self, pred: impl Fn(&RuntimeEvent) -> bool) -> RuntimeEvent {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Err(_) => panic!("runtime event not seen within {WAIT:?}"),
+                Ok(Ok(event)) if pred(&event) => return event,
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) => panic!("runtime stopped"),
+            }
+        }
+    }
+
+    pub async fn sim_event(&self, pred: impl Fn(&ReceivedEvent) -> bool) -> ReceivedEvent {
+        self.sim
+            .wait_for_event(pred, WAIT)
+            .await
+            .expect("event at avs-sim")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown().await;
+        }
+        self.sim.clone().shutdown().await;
+    }
+}
+
+pub fn device_config(sim: &SimHandle, dir: &tempfile::TempDir, plugin_dir: PathBuf) -> Config {
+    let mut config = Config::defaults();
+    config.endpoint = Some(sim.base_url());
+    config.lwa_url = Some(sim.base_url());
+    config.capabilities_url = Some(sim.base_url());
+    config.ca_file = Some(sim.ca_pem_path());
+    config.data_dir = dir.path().join("device");
+    config.audio_sink = dir.path().join("played").display().to_string();
+    config.plugin_dir = plugin_dir;
+    config
+}
+
+pub fn test_options() -> RuntimeOptions {
+    RuntimeOptions {
+        playback_speed: 8.0,
+        ..RuntimeOptions::default()
+    }
+}
+
+pub fn payload(event: &ReceivedEvent) -> &serde_json::Value {
+    &event.json["event"]["payload"]
+}
