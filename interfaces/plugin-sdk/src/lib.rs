@@ -131,6 +131,8 @@ pub struct EventOptions {
 pub struct SentEvent {
     pub message_id: String,
     pub dialog_request_id: Option<String>,
+    /// The media id of the attached audio capture (stop it with [`Host::stop_media`]).
+    pub audio_stream: Option<u64>,
 }
 
 impl Host {
@@ -417,7 +419,7 @@ impl<I: Interface> Plugin for Adapter<I> {
 /// library at compile time. The type must implement `Default`.
 #[macro_export]
 macro_rules! export_plugin {
-    ($interface:ty, $schema_dir:literal) => {
+    ($interface:ty, $schema_dir:tt) => {
         mod __avs_plugin_export {
             use super::*;
             use $crate::__private::abi_stable::{
