@@ -291,7 +291,14 @@ async fn render(
         },
     };
     if let Sink::Directory(dir) = sink {
-        let path = dir.join(format!("{id:04}-{name}"));
+        let extension = if Wav::parse(&bytes).is_some() {
+            ".wav"
+        } else if mp3_duration_ms(&bytes).is_some() {
+            ".mp3"
+        } else {
+            ""
+        };
+        let path = dir.join(format!("{id:04}-{name}{extension}"));
         if let Err(source) = write_file(&path, &bytes).await {
             let error = MediaError::Sink {
                 path: path.display().to_string(),

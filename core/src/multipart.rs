@@ -431,6 +431,30 @@ impl MultipartWriter {
     pub fn close(&self) -> Bytes {
         Bytes::from(format!("\r\n--{}--\r\n", self.boundary))
     }
+
+    /// A body that stays open (the downchannel) writes the delimiter *after* each part, so that a part is
+    /// complete for the reader as soon as it is sent: `open_stream`, then `stream_*_part` per part.
+    pub fn open_stream(&self) -> Bytes {
+        Bytes::from(format!("--{}", self.boundary))
+    }
+
+    pub fn stream_json_part(&self, json: &[u8]) -> Bytes {
+        self.trailing_delimiter(self.json_part(json))
+    }
+
+    pub fn stream_attachment_part(&self, content_id: &str, body: &[u8]) -> Bytes {
+        self.trailing_delimiter(self.attachment_part(content_id, body))
+    }
+
+    /// `\r\n--b\r\n<part>` becomes `\r\n<part>\r\n--b`.
+    fn trailing_delimiter(&self, part: Bytes) -> Bytes {
+        let lead = 4 + self.boundary.len();
+        let mut out = BytesMut::with_capacity(part.len() + 2);
+        out.extend_from_slice(&part[lead..]);
+        out.extend_from_slice(b"\r\n--");
+        out.extend_from_slice(self.boundary.as_bytes());
+        out.freeze()
+    }
 }
 
 #[cfg(test)]
@@ -544,6 +568,25 @@ mod tests {
                 "a downchannel may end between parts"
             );
         }
+    }
+
+    #[test]
+    fn an_open_stream_delivers_each_part_as_soon_as_it_is_written() {
+        let w = MultipartWriter::new("dc");
+        let mut parser = MultipartParser::new(w.boundary());
+        parser.push(&w.open_stream()).unwrap();
+        assert_eq!(parser.next_part().unwrap(), None);
+        parser.push(&w.stream_json_part(b"{\"a\":1}")).unwrap();
+        assert_eq!(parser.next_part().unwrap().unwrap().body, &b"{\"a\":1}"[..]);
+        parser
+            .push(&w.stream_attachment_part("x", b"\r\n--d"))
+            .unwrap();
+        let part = parser.next_part().unwrap().unwrap();
+        assert_eq!(
+            (part.headers.content_id.as_deref(), &part.body[..]),
+            (Some("x"), &b"\r\n--d"[..])
+        );
+        assert_eq!(parser.finish(), Ok(()));
     }
 
     #[test]

@@ -1,1 +1,375 @@
+//! avs-sim: a local AVS-compatible cloud for the demo, the tests and the benchmarks.
+//!
+//! A real server, not a mock: HTTP/2 over TLS on loopback with its own CA, the AVS paths (downchannel,
+//! events, ping), Login with Amazon emulation, the Capabilities API, a scripted dialog, and an admin
+//! surface — the Rust API of [`SimHandle`] and HTTP under `/admin/`. It validates everything a device
+//! sends against the workspace's JSON Schemas and records what it received.
 
+mod admin;
+mod avs;
+mod cert;
+mod lwa;
+mod server;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("nothing matching arrived within {0:?}")]
+    Timeout(Duration),
+}
+
+impl SimError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        SimError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// How code pairs get approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// As if the user entered the code this long after it was issued.
+    Auto(Duration),
+    /// Only through [`SimHandle::approve`] or `POST /admin/approve?user_code=…`.
+    Manual,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub token_lifetime: Duration,
+    pub approval: Approval,
+    pub code_pair_lifetime: Duration,
+    /// The polling interval LWA asks for; polling faster gets `slow_down`.
+    pub poll_interval: Duration,
+    /// The scripted dialog answers a Recognize with Speak and then ExpectSpeech.
+    pub expect_speech_after_speak: bool,
+}
+
+impl SimConfig {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        SimConfig {
+            listen,
+            data_dir,
+            token_lifetime: Duration::from_secs(3600),
+            approval: Approval::Auto(Duration::from_secs(1)),
+            code_pair_lifetime: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(1),
+            expect_speech_after_speak: false,
+        }
+    }
+}
+
+/// An event as avs-sim received it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReceivedEvent {
+    pub namespace: String,
+    pub name: String,
+    pub message_id: String,
+    pub dialog_request_id: Option<String>,
+    /// The whole `metadata` part.
+    pub json: Value,
+    pub audio_bytes: usize,
+    /// Which connection (1, 2, …) it came on, and its position among that connection's events.
+    pub connection: u64,
+    pub seq_on_connection: u64,
+}
+
+/// A message that failed its schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub message: String,
+    pub error: String,
+}
+
+#[derive(Default)]
+pub(crate) struct Recorded {
+    pub events: Vec<ReceivedEvent>,
+    pub capabilities: Vec<Value>,
+    pub violations: Vec<Violation>,
+    pub deviations: Vec<String>,
+}
+
+pub(crate) enum DownchannelMessage {
+    Data(Bytes),
+    End,
+}
+
+pub(crate) struct Shared {
+    pub config: SimConfig,
+    pub recorded: Mutex<Recorded>,
+    pub changed: Notify,
+    pub lwa: Mutex<lwa::Lwa>,
+    pub downchannels: Mutex<Vec<mpsc::UnboundedSender<DownchannelMessage>>>,
+    pub downchannels_opened: AtomicUsize,
+    pub connections: AtomicU64,
+    pub schemas: validate::Schemas,
+}
+
+impl Shared {
+    pub(crate) fn record(&self, f: impl FnOnce(&mut Recorded)) {
+        f(&mut self.recorded.lock().unwrap_or_else(|e| e.into_inner()));
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn deviation(&self, what: impl Into<String>) {
+        let what = what.into();
+        tracing::debug!("client deviation: {what}");
+        self.record(|r| r.deviations.push(what));
+    }
+
+    /// Sends bytes on every open downchannel; returns how many received them.
+    pub(crate) fn broadcast_downchannel(&self, message: impl Fn() -> DownchannelMessage) -> usize {
+        let mut channels = self.downchannels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.retain(|tx| tx.send(message()).is_ok());
+        channels.len()
+    }
+}
+
+pub struct Sim;
+
+impl Sim {
+    pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+        let tls = cert::server_config(&config.data_dir)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| SimError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let shared = Arc::new(Shared {
+            lwa: Mutex::new(lwa::Lwa::default()),
+            recorded: Mutex::default(),
+            changed: Notify::new(),
+            downchannels: Mutex::default(),
+            downchannels_opened: AtomicUsize::new(0),
+            connections: AtomicU64::new(0),
+            schemas: validate::Schemas::load(),
+            config,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(server::serve(listener, tls, shared.clone(), stopped));
+        tracing::info!("avs-sim listening on https://localhost:{}", addr.port());
+        Ok(SimHandle {
+            inner: Arc::new(HandleInner {
+                addr,
+                shared,
+                stop,
+                server: Mutex::new(Some(server)),
+            }),
+        })
+    }
+}
+
+struct HandleInner {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    server: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The running sim: its address, and the admin API tests and the demo use.
+#[derive(Clone)]
+pub struct SimHandle {
+    inner: Arc<HandleInner>,
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// `https://localhost:PORT`: the certificate names `localhost`.
+    pub fn base_url(&self) -> String {
+        format!("https://localhost:{}", self.inner.addr.port())
+    }
+
+    pub fn ca_pem_path(&self) -> PathBuf {
+        self.inner.shared.config.data_dir.join("ca.pem")
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// Pushes a directive (and its attachments) on every open downchannel; returns how many got it.
+    pub fn push_directive(&self, directive: Value, attachments: Vec<(String, Bytes)>) -> usize {
+        let parts = avs::directive_parts(&directive, &attachments);
+        self.shared()
+            .broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()))
+    }
+
+    /// Pushes raw bytes on every open downchannel (fault injection: malformed multipart).
+    pub fn push_raw(&self, bytes: Bytes) -> usize {
+        self.shared()
+            .broadcast_downchannel(|| DownchannelMessage::Data(bytes.clone()))
+    }
+
+    pub fn events(&self) -> Vec<ReceivedEvent> {
+        self.shared()
+            .recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .events
+            .clone()
+    }
+
+    /// The first received event (from the start) matching `pred`, waiting for it up to `timeout`.
+    pub async fn wait_for_event(
+        &self,
+        pred: impl Fn(&ReceivedEvent) -> bool,
+        timeout: Duration,
+    ) -> Result<ReceivedEvent, SimError> {
+        self.wait_until(timeout, |r| r.events.iter().find(|e| pred(e)).cloned())
+            .await
+    }
+
+    pub fn capability_documents(&self) -> Vec<Value> {
+        self.shared()
+            .recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .capabilities
+            .clone()
+    }
+
+    /// Waits until at least `n` capability documents were published; returns the latest.
+    pub async fn wait_for_capabilities(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Value, SimError> {
+        self.wait_until(timeout, |r| {
+            (r.capabilities.len() >= n)
+                .then(|| r.capabilities.last().cloned())
+                .flatten()
+        })
+        .await
+    }
+
+    async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        check: impl Fn(&Recorded) -> Option<T>,
+    ) -> Result<T, SimError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.shared().changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(found) = check(
+                &self
+                    .shared()
+                    .recorded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            ) {
+                return Ok(found);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(SimError::Timeout(timeout));
+            }
+        }
+    }
+
+    pub fn violations(&self) -> Vec<Violation> {
+        self.shared()
+            .recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .violations
+            .clone()
+    }
+
+    pub fn deviations(&self) -> Vec<String> {
+        self.shared()
+            .recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .deviations
+            .clone()
+    }
+
+    /// Approves a pending code pair, as the user entering it would; false if there is no such code.
+    pub fn approve(&self, user_code: &str) -> bool {
+        self.shared()
+            .lwa
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .approve(user_code)
+    }
+
+    /// Every access token issued so far becomes invalid: the next AVS request gets a 403.
+    pub fn expire_access_tokens(&self) {
+        self.shared()
+            .lwa
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire_access_tokens();
+    }
+
+    /// Every refresh token is revoked: the next refresh gets `invalid_grant`.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared()
+            .lwa
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .revoke_refresh_tokens();
+    }
+
+    /// Ends every open downchannel stream, as AVS does now and then; the client must reconnect.
+    pub fn drop_downchannels(&self) {
+        self.shared()
+            .broadcast_downchannel(|| DownchannelMessage::End);
+    }
+
+    /// How many downchannels were opened so far.
+    pub fn downchannel_count(&self) -> usize {
+        self.shared().downchannels_opened.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, closes every connection and waits for the server's tasks to end.
+    pub async fn shutdown(self) {
+        let _ = self.inner.stop.send(true);
+        let server = self
+            .inner
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(server) = server {
+            let _ = server.await;
+        }
+    }
+}

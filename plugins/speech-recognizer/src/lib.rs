@@ -2,7 +2,8 @@
 //! handles ExpectSpeech (listen again, or time out), StopCapture, and the 2.1–2.3 settings directives.
 
 use avs_plugin_sdk::{
-    export_plugin, Directive, DirectiveSpec, EventOptions, EventSpec, Handling, Host, Interface, Manifest, PluginError,
+    export_plugin, Directive, DirectiveSpec, EventOptions, EventSpec, Handling, Host, Interface,
+    Manifest, PluginError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -29,7 +30,11 @@ struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { wake_word_confirmation: "NONE".into(), speech_confirmation: "NONE".into(), wake_words: vec!["ALEXA".into()] }
+        Settings {
+            wake_word_confirmation: "NONE".into(),
+            speech_confirmation: "NONE".into(),
+            wake_words: vec!["ALEXA".into()],
+        }
     }
 }
 
@@ -85,7 +90,9 @@ impl Default for SpeechRecognizer {
 
 impl SpeechRecognizer {
     fn host(&self) -> Result<Host, PluginError> {
-        self.host.clone().ok_or_else(|| PluginError::internal("not initialised"))
+        self.host
+            .clone()
+            .ok_or_else(|| PluginError::internal("not initialised"))
     }
 
     fn recognize(&mut self, request: UserRecognize) -> Result<(), PluginError> {
@@ -105,7 +112,12 @@ impl SpeechRecognizer {
             .or(request.initiator)
             .unwrap_or_else(|| json!({"type": "TAP"}));
         let payload = json!({"profile": request.profile, "format": FORMAT, "initiator": initiator});
-        let options = EventOptions { context: true, new_dialog: true, audio: Some(request.audio), ..EventOptions::default() };
+        let options = EventOptions {
+            context: true,
+            new_dialog: true,
+            audio: Some(request.audio),
+            ..EventOptions::default()
+        };
         let sent = host.send_event_with("Recognize", &payload, &options)?;
         self.capture = sent.audio_stream;
         self.state = State::Recognizing;
@@ -185,15 +197,27 @@ impl Interface for SpeechRecognizer {
             "SetEndOfSpeechOffset" => {}
             "SetWakeWordConfirmation" => {
                 let value: Value = directive.payload()?;
-                self.settings.wake_word_confirmation = value["wakeWordConfirmation"].as_str().unwrap_or("NONE").into();
+                self.settings.wake_word_confirmation = value["wakeWordConfirmation"]
+                    .as_str()
+                    .unwrap_or("NONE")
+                    .into();
                 self.save()?;
-                self.reply("WakeWordConfirmationChanged", json!({"wakeWordConfirmation": self.settings.wake_word_confirmation}))?;
+                self.reply(
+                    "WakeWordConfirmationChanged",
+                    json!({"wakeWordConfirmation": self.settings.wake_word_confirmation}),
+                )?;
             }
             "SetSpeechConfirmation" => {
                 let value: Value = directive.payload()?;
-                self.settings.speech_confirmation = value["speechConfirmation"].as_str().unwrap_or("NONE").into();
+                self.settings.speech_confirmation = value["speechConfirmation"]
+                    .as_str()
+                    .unwrap_or("NONE")
+                    .into();
                 self.save()?;
-                self.reply("SpeechConfirmationChanged", json!({"speechConfirmation": self.settings.speech_confirmation}))?;
+                self.reply(
+                    "SpeechConfirmationChanged",
+                    json!({"speechConfirmation": self.settings.speech_confirmation}),
+                )?;
             }
             "SetWakeWords" => {
                 #[derive(Deserialize)]
@@ -203,15 +227,31 @@ impl Interface for SpeechRecognizer {
                 }
                 let set: SetWakeWords = directive.payload()?;
                 let supported = ["ALEXA"];
-                if let Some(unknown) = set.wake_words.iter().find(|w| !supported.contains(&w.as_str())) {
-                    self.reply("WakeWordsReport", json!({"wakeWords": self.settings.wake_words}))?;
-                    return Err(PluginError::unsupported(format!("wake word {unknown} is not supported by this device")));
+                if let Some(unknown) = set
+                    .wake_words
+                    .iter()
+                    .find(|w| !supported.contains(&w.as_str()))
+                {
+                    self.reply(
+                        "WakeWordsReport",
+                        json!({"wakeWords": self.settings.wake_words}),
+                    )?;
+                    return Err(PluginError::unsupported(format!(
+                        "wake word {unknown} is not supported by this device"
+                    )));
                 }
                 self.settings.wake_words = set.wake_words;
                 self.save()?;
-                self.reply("WakeWordsChanged", json!({"wakeWords": self.settings.wake_words}))?;
+                self.reply(
+                    "WakeWordsChanged",
+                    json!({"wakeWords": self.settings.wake_words}),
+                )?;
             }
-            other => return Err(PluginError::unsupported(format!("SpeechRecognizer 2.3 has no directive {other}"))),
+            other => {
+                return Err(PluginError::unsupported(format!(
+                    "SpeechRecognizer 2.3 has no directive {other}"
+                )))
+            }
         }
         Ok(Handling::Completed)
     }
@@ -229,12 +269,13 @@ impl Interface for SpeechRecognizer {
     fn on_host_event(&mut self, kind: &str, payload: &str) -> Result<(), PluginError> {
         match kind {
             "user.recognize" => {
-                let request: UserRecognize =
-                    serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("user.recognize: {e}")))?;
+                let request: UserRecognize = serde_json::from_str(payload)
+                    .map_err(|e| PluginError::invalid(format!("user.recognize: {e}")))?;
                 self.recognize(request)
             }
             "media" => {
-                let event: MediaEvent = serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("media: {e}")))?;
+                let event: MediaEvent = serde_json::from_str(payload)
+                    .map_err(|e| PluginError::invalid(format!("media: {e}")))?;
                 if self.capture == Some(event.id) && event.state != "started" {
                     self.capture = None;
                     self.state = State::Idle;
@@ -250,12 +291,16 @@ impl Interface for SpeechRecognizer {
     }
 
     fn import_state(&mut self, state: Value) -> Result<(), PluginError> {
-        self.settings = serde_json::from_value(state).map_err(|e| PluginError::invalid(format!("state: {e}")))?;
+        self.settings = serde_json::from_value(state)
+            .map_err(|e| PluginError::invalid(format!("state: {e}")))?;
         Ok(())
     }
 }
 
-export_plugin!(SpeechRecognizer, "$CARGO_MANIFEST_DIR/../../schemas/SpeechRecognizer/2.3");
+export_plugin!(
+    SpeechRecognizer,
+    "$CARGO_MANIFEST_DIR/../../schemas/SpeechRecognizer/2.3"
+);
 
 #[cfg(test)]
 mod tests {
