@@ -5,11 +5,7 @@ mod cli;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "avs",
-    version,
-    about = "Alexa Voice Service device runtime with hot-swappable interface plugins"
-)]
+#[command(name = "avs", version, about = "Alexa Voice Service device runtime with hot-swappable interface plugins")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,10 +27,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     cli::init_logging(matches!(cli.command, Command::Demo(_)));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -45,10 +45,7 @@ pub enum AuthError {
     #[error("Login with Amazon unreachable: {0}")]
     Http(#[from] HttpsError),
     #[error("Login with Amazon refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    Refused {
-        error: String,
-        description: Option<String>,
-    },
+    Refused { error: String, description: Option<String> },
     #[error("Login with Amazon answered HTTP {status} with an unreadable body")]
     BadAnswer { status: u16 },
     #[error("the device is not linked (no refresh token): code-based linking is needed")]
@@ -135,10 +132,7 @@ struct Inner {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl Authorizer {
@@ -162,11 +156,7 @@ impl Authorizer {
     }
 
     pub fn is_linked(&self) -> bool {
-        self.inner
-            .tokens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        self.inner.tokens.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
     /// Code-based linking: get a code pair, show it (`on_code`), poll until the user approved it. A code
@@ -184,9 +174,7 @@ impl Authorizer {
             loop {
                 tokio::time::sleep(interval).await;
                 if tokio::time::Instant::now() >= deadline {
-                    tracing::warn!(
-                        "code pair expired before it was approved; requesting a new one"
-                    );
+                    tracing::warn!("code pair expired before it was approved; requesting a new one");
                     break;
                 }
                 let form = [
@@ -218,9 +206,7 @@ impl Authorizer {
             let tokens = self.inner.tokens.lock().unwrap_or_else(|e| e.into_inner());
             match &*tokens {
                 None => return Err(AuthError::NotLinked),
-                Some(t) if t.expires_at > now() + self.inner.head_start.as_secs() => {
-                    return Ok(t.access_token.clone())
-                }
+                Some(t) if t.expires_at > now() + self.inner.head_start.as_secs() => return Ok(t.access_token.clone()),
                 Some(_) => {}
             }
         }
@@ -238,9 +224,7 @@ impl Authorizer {
             match &*tokens {
                 None => return Err(AuthError::NotLinked),
                 // Another caller refreshed while this one waited for the lock.
-                Some(t) if self.inner.generation.load(Ordering::Acquire) != seen => {
-                    return Ok(t.access_token.clone())
-                }
+                Some(t) if self.inner.generation.load(Ordering::Acquire) != seen => return Ok(t.access_token.clone()),
                 Some(t) => t.refresh_token.clone(),
             }
         };
@@ -257,9 +241,7 @@ impl Authorizer {
                 Ok(access)
             }
             Err(AuthError::Refused { error, description }) if error == "invalid_grant" => {
-                tracing::warn!(
-                    "refresh token revoked (invalid_grant): the device must be linked again"
-                );
+                tracing::warn!("refresh token revoked (invalid_grant): the device must be linked again");
                 self.revoke()?;
                 Err(AuthError::Refused { error, description })
             }
@@ -308,14 +290,9 @@ impl Authorizer {
     }
 
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> Result<(u16, Bytes), AuthError> {
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         let request = http::Request::post(format!("{}{path}", self.inner.lwa_url))
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Bytes::from(body))
             .map_err(|_| AuthError::BadAnswer { status: 0 })?;
         let (status, _, body) = self.inner.https.send(request).await?;
@@ -325,9 +302,7 @@ impl Authorizer {
     fn save(&self, tokens: Tokens) -> Result<(), AuthError> {
         write_store(&self.inner.store, &tokens)?;
         *self.inner.tokens.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokens);
-        self.inner
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.inner.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
     }
 }
@@ -341,19 +316,13 @@ fn parse_answer<T: serde::de::DeserializeOwned>(status: u16, body: &[u8]) -> Res
         return serde_json::from_slice(body).map_err(|_| AuthError::BadAnswer { status });
     }
     match serde_json::from_slice::<ErrorAnswer>(body) {
-        Ok(e) => Err(AuthError::Refused {
-            error: e.error,
-            description: e.error_description,
-        }),
+        Ok(e) => Err(AuthError::Refused { error: e.error, description: e.error_description }),
         Err(_) => Err(AuthError::BadAnswer { status }),
     }
 }
 
 fn store_err(path: &Path, e: impl std::fmt::Display) -> AuthError {
-    AuthError::Store {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    }
+    AuthError::Store { path: path.display().to_string(), reason: e.to_string() }
 }
 
 fn read_store(path: &Path) -> Result<Option<Tokens>, AuthError> {
@@ -364,15 +333,10 @@ fn read_store(path: &Path) -> Result<Option<Tokens>, AuthError> {
     };
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(AuthError::InsecureStore {
-            path: path.display().to_string(),
-            mode,
-        });
+        return Err(AuthError::InsecureStore { path: path.display().to_string(), mode });
     }
     let bytes = std::fs::read(path).map_err(|e| store_err(path, e))?;
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| store_err(path, format!("unreadable: {e}")))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| store_err(path, format!("unreadable: {e}")))
 }
 
 /// Temp file created 0600, fsynced, renamed over the store: a crash leaves the old or the new tokens.
@@ -390,9 +354,7 @@ fn write_store(path: &Path, tokens: &Tokens) -> Result<(), AuthError> {
         .mode(0o600)
         .open(&temp)
         .map_err(|e| store_err(&temp, e))?;
-    file.write_all(&json)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| store_err(&temp, e))?;
+    file.write_all(&json).and_then(|()| file.sync_all()).map_err(|e| store_err(&temp, e))?;
     std::fs::rename(&temp, path).map_err(|e| store_err(path, e))
 }
 
@@ -412,10 +374,7 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::new("Atza|abc");
         assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
-        let error = AuthError::Refused {
-            error: "invalid_grant".into(),
-            description: None,
-        };
+        let error = AuthError::Refused { error: "invalid_grant".into(), description: None };
         assert!(!format!("{error}").contains("Atz"));
     }
 
@@ -424,18 +383,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.json");
         write_store(&path, &tokens()).unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let read = read_store(&path).unwrap().unwrap();
         assert_eq!(read.refresh_token.expose(), "Atzr|secret-refresh");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = read_store(&path).unwrap_err();
-        assert!(
-            matches!(err, AuthError::InsecureStore { mode: 0o644, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, AuthError::InsecureStore { mode: 0o644, .. }), "{err}");
         assert!(read_store(&dir.path().join("none.json")).unwrap().is_none());
     }
 
@@ -447,22 +400,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.expires_in, 3600);
-        let err = parse_answer::<TokenAnswer>(
-            400,
-            br#"{"error":"authorization_pending","error_description":"wait"}"#,
-        )
-        .unwrap_err();
-        assert!(
-            matches!(&err, AuthError::Refused { error, .. } if error == "authorization_pending")
-        );
-        assert!(matches!(
-            parse_answer::<TokenAnswer>(500, b"<html>"),
-            Err(AuthError::BadAnswer { status: 500 })
-        ));
-        let permanent = AuthError::Refused {
-            error: "invalid_client".into(),
-            description: None,
-        };
+        let err = parse_answer::<TokenAnswer>(400, br#"{"error":"authorization_pending","error_description":"wait"}"#)
+            .unwrap_err();
+        assert!(matches!(&err, AuthError::Refused { error, .. } if error == "authorization_pending"));
+        assert!(matches!(parse_answer::<TokenAnswer>(500, b"<html>"), Err(AuthError::BadAnswer { status: 500 })));
+        let permanent = AuthError::Refused { error: "invalid_client".into(), description: None };
         assert!(permanent.is_permanent());
     }
 

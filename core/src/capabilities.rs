@@ -28,8 +28,7 @@ pub fn document(slots: &[Arc<Slot>]) -> Value {
         .iter()
         .map(|slot| {
             let m = &slot.manifest;
-            let mut entry =
-                json!({"type": "AlexaInterface", "interface": m.interface, "version": m.version});
+            let mut entry = json!({"type": "AlexaInterface", "interface": m.interface, "version": m.version});
             if let Some(configurations) = &m.configurations {
                 entry["configurations"] = configurations.clone();
             }
@@ -47,10 +46,7 @@ pub fn interfaces(document: &Value) -> Vec<(String, String)> {
         .map(|list| {
             list.iter()
                 .map(|c| {
-                    (
-                        c["interface"].as_str().unwrap_or("").to_string(),
-                        c["version"].as_str().unwrap_or("").to_string(),
-                    )
+                    (c["interface"].as_str().unwrap_or("").to_string(), c["version"].as_str().unwrap_or("").to_string())
                 })
                 .collect()
         })
@@ -58,35 +54,22 @@ pub fn interfaces(document: &Value) -> Vec<(String, String)> {
 }
 
 /// `PUT /v1/devices/@self/capabilities`; 204 (or 200) means accepted.
-pub async fn publish(
-    https: &HttpsClient,
-    url: &str,
-    token: &str,
-    document: &Value,
-) -> Result<(), CapabilitiesError> {
+pub async fn publish(https: &HttpsClient, url: &str, token: &str, document: &Value) -> Result<(), CapabilitiesError> {
     let request = http::Request::put(url)
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Bytes::from(document.to_string()))
-        .map_err(|e| CapabilitiesError::Transport {
-            url: url.to_string(),
-            error: e.to_string(),
-        })?;
-    let (status, _headers, body) =
-        https
-            .send(request)
-            .await
-            .map_err(|e| CapabilitiesError::Transport {
-                url: url.to_string(),
-                error: e.to_string(),
-            })?;
+        .map_err(|e| CapabilitiesError::Transport { url: url.to_string(), error: e.to_string() })?;
+    let (status, _headers, body) = https
+        .send(request)
+        .await
+        .map_err(|e| CapabilitiesError::Transport { url: url.to_string(), error: e.to_string() })?;
     match status.as_u16() {
         200 | 204 => Ok(()),
         403 => Err(CapabilitiesError::Forbidden),
-        status @ 400..=499 if status != 429 => Err(CapabilitiesError::Rejected {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }),
+        status @ 400..=499 if status != 429 => {
+            Err(CapabilitiesError::Rejected { status, body: String::from_utf8_lossy(&body).into_owned() })
+        }
         status => Err(CapabilitiesError::Retry { status }),
     }
 }

@@ -87,9 +87,7 @@ impl Config {
 
     /// Defaults < `file` (or `./avs.toml` when present) < `AVS_*` environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let file = file
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("avs.toml"));
+        let file = file.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("avs.toml"));
         Self::from_figment(
             Figment::from(Serialized::defaults(Config::defaults()))
                 .merge(Toml::file(file))
@@ -102,42 +100,30 @@ impl Config {
     }
 
     pub fn avs_base_url(&self) -> String {
-        let url = self
-            .endpoint
-            .as_deref()
-            .unwrap_or_else(|| self.region.base_url(self.legacy_endpoint));
+        let url = self.endpoint.as_deref().unwrap_or_else(|| self.region.base_url(self.legacy_endpoint));
         url.trim_end_matches('/').to_string()
     }
 
     pub fn lwa_base_url(&self) -> String {
-        self.lwa_url
-            .as_deref()
-            .unwrap_or("https://api.amazon.com")
-            .trim_end_matches('/')
-            .to_string()
+        self.lwa_url.as_deref().unwrap_or("https://api.amazon.com").trim_end_matches('/').to_string()
     }
 
     pub fn capabilities_endpoint(&self) -> String {
-        let base = self
-            .capabilities_url
-            .as_deref()
-            .unwrap_or("https://api.amazonalexa.com")
-            .trim_end_matches('/');
+        let base = self.capabilities_url.as_deref().unwrap_or("https://api.amazonalexa.com").trim_end_matches('/');
         format!("{base}/v1/devices/@self/capabilities")
     }
 }
 
 #[cfg(test)]
+// figment's Jail hands back figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
     #[test]
     fn file_overrides_defaults_and_env_overrides_the_file() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "avs.toml",
-                "region = \"EU\"\ndata_dir = \"/var/lib/avs\"\nlocale = \"de-DE\"\n",
-            )?;
+            jail.create_file("avs.toml", "region = \"EU\"\ndata_dir = \"/var/lib/avs\"\nlocale = \"de-DE\"\n")?;
             jail.set_env("AVS_DATA_DIR", "/tmp/avs-env");
             jail.set_env("AVS_ENDPOINT", "https://localhost:8443/");
             let config = Config::load(None).map_err(|e| e.to_string())?;
@@ -153,18 +139,12 @@ mod tests {
     #[test]
     fn regions_pick_current_or_legacy_gateways() {
         let mut config = Config::defaults();
-        assert_eq!(
-            config.avs_base_url(),
-            "https://alexa.na.gateway.devices.a2z.com"
-        );
+        assert_eq!(config.avs_base_url(), "https://alexa.na.gateway.devices.a2z.com");
         config.region = Region::Fe;
         config.legacy_endpoint = true;
         assert_eq!(config.avs_base_url(), "https://avs-alexa-fe.amazon.com");
         assert_eq!(config.lwa_base_url(), "https://api.amazon.com");
-        assert_eq!(
-            config.capabilities_endpoint(),
-            "https://api.amazonalexa.com/v1/devices/@self/capabilities"
-        );
+        assert_eq!(config.capabilities_endpoint(), "https://api.amazonalexa.com/v1/devices/@self/capabilities");
     }
 
     #[test]

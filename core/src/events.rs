@@ -111,21 +111,13 @@ impl EventSender {
 }
 
 /// `System.ExceptionEncountered` for a directive the device could not handle.
-pub fn exception_encountered(
-    unparsed_directive: &[u8],
-    error_type: &str,
-    message: &str,
-) -> OutgoingEvent {
+pub fn exception_encountered(unparsed_directive: &[u8], error_type: &str, message: &str) -> OutgoingEvent {
     let payload = serde_json::json!({
         "unparsedDirective": String::from_utf8_lossy(unparsed_directive),
         "error": {"type": error_type, "message": message},
     });
     let payload = RawValue::from_string(payload.to_string()).unwrap_or_else(|_| empty_payload());
-    let mut event = OutgoingEvent::new(
-        crate::protocol::SYSTEM,
-        crate::protocol::EXCEPTION_ENCOUNTERED,
-        payload,
-    );
+    let mut event = OutgoingEvent::new(crate::protocol::SYSTEM, crate::protocol::EXCEPTION_ENCOUNTERED, payload);
     event.with_context = true;
     event.must_deliver = true;
     event
@@ -150,34 +142,22 @@ mod tests {
         let json: Value = serde_json::from_slice(&event.metadata(None)).unwrap();
         assert_eq!(json["event"]["header"]["namespace"], "Speaker");
         assert_eq!(json["event"]["header"]["dialogRequestId"], "d");
-        assert_eq!(
-            json["event"]["header"]["messageId"].as_str().unwrap().len(),
-            36
-        );
+        assert_eq!(json["event"]["header"]["messageId"].as_str().unwrap().len(), 36);
         assert_eq!(json["event"]["payload"]["volume"], 3);
         assert!(json.get("context").is_none());
 
-        let context = [
-            serde_json::json!({"header":{"namespace":"Speaker","name":"VolumeState"},"payload":{}}),
-        ];
+        let context = [serde_json::json!({"header":{"namespace":"Speaker","name":"VolumeState"},"payload":{}})];
         let json: Value = serde_json::from_slice(&event.metadata(Some(&context))).unwrap();
         assert_eq!(json["context"][0]["header"]["name"], "VolumeState");
     }
 
     #[test]
     fn exception_carries_the_directive_as_a_string() {
-        let event =
-            exception_encountered(b"{\"directive\":1}", "UNSUPPORTED_OPERATION", "no plugin");
+        let event = exception_encountered(b"{\"directive\":1}", "UNSUPPORTED_OPERATION", "no plugin");
         let json: Value = serde_json::from_slice(&event.metadata(None)).unwrap();
         assert_eq!(json["event"]["header"]["name"], "ExceptionEncountered");
-        assert_eq!(
-            json["event"]["payload"]["unparsedDirective"],
-            "{\"directive\":1}"
-        );
-        assert_eq!(
-            json["event"]["payload"]["error"]["type"],
-            "UNSUPPORTED_OPERATION"
-        );
+        assert_eq!(json["event"]["payload"]["unparsedDirective"], "{\"directive\":1}");
+        assert_eq!(json["event"]["payload"]["error"]["type"], "UNSUPPORTED_OPERATION");
         assert!(event.with_context);
     }
 }

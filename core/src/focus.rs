@@ -68,13 +68,7 @@ impl Channels {
     fn snapshot(&self) -> Vec<(&'static str, String, FocusState)> {
         self.owners
             .iter()
-            .map(|(channel, owner)| {
-                (
-                    *channel,
-                    owner.interface().to_string(),
-                    self.focus_of(channel),
-                )
-            })
+            .map(|(channel, owner)| (*channel, owner.interface().to_string(), self.focus_of(channel)))
             .collect()
     }
 }
@@ -90,16 +84,9 @@ impl FocusManager {
                 previous.post(SlotCall::Focus(channel.to_string(), FocusState::None));
             }
         }
-        channels
-            .last_used
-            .insert(channel, (interface.clone(), None));
+        channels.last_used.insert(channel, (interface.clone(), None));
         let after = channels.snapshot();
-        notify_changes(
-            &channels,
-            &before,
-            &after,
-            Some((channel, interface.as_str())),
-        );
+        notify_changes(&channels, &before, &after, Some((channel, interface.as_str())));
         Ok(())
     }
 
@@ -113,9 +100,7 @@ impl FocusManager {
         if let Some(owner) = channels.owners.remove(channel) {
             owner.post(SlotCall::Focus(channel.to_string(), FocusState::None));
         }
-        channels
-            .last_used
-            .insert(channel, (interface.to_string(), Some(Instant::now())));
+        channels.last_used.insert(channel, (interface.to_string(), Some(Instant::now())));
         let after = channels.snapshot();
         notify_changes(&channels, &before, &after, None);
         Ok(())
@@ -159,10 +144,7 @@ fn notify_changes(
     acquired: Option<(&'static str, &str)>,
 ) {
     for (channel, interface, focus) in after {
-        let was = before
-            .iter()
-            .find(|(c, i, _)| c == channel && i == interface)
-            .map(|(_, _, f)| *f);
+        let was = before.iter().find(|(c, i, _)| c == channel && i == interface).map(|(_, _, f)| *f);
         let is_acquirer = acquired == Some((channel, interface.as_str()));
         if was != Some(*focus) || is_acquirer {
             if let Some(owner) = channels.owners.get(channel) {
@@ -194,34 +176,16 @@ mod tests {
         let (speech, mut speech_rx) = SlotSender::for_test("SpeechSynthesizer");
 
         focus.acquire("Content", player.clone()).unwrap();
-        assert_eq!(
-            focus_calls(&mut player_rx),
-            [("Content".to_string(), FocusState::Foreground)]
-        );
+        assert_eq!(focus_calls(&mut player_rx), [("Content".to_string(), FocusState::Foreground)]);
 
         focus.acquire("Dialog", speech.clone()).unwrap();
-        assert_eq!(
-            focus_calls(&mut speech_rx),
-            [("Dialog".to_string(), FocusState::Foreground)]
-        );
-        assert_eq!(
-            focus_calls(&mut player_rx),
-            [("Content".to_string(), FocusState::Background)]
-        );
-        assert_eq!(
-            focus.focus("Content", "AudioPlayer"),
-            FocusState::Background
-        );
+        assert_eq!(focus_calls(&mut speech_rx), [("Dialog".to_string(), FocusState::Foreground)]);
+        assert_eq!(focus_calls(&mut player_rx), [("Content".to_string(), FocusState::Background)]);
+        assert_eq!(focus.focus("Content", "AudioPlayer"), FocusState::Background);
 
         focus.release("Dialog", "SpeechSynthesizer").unwrap();
-        assert_eq!(
-            focus_calls(&mut speech_rx),
-            [("Dialog".to_string(), FocusState::None)]
-        );
-        assert_eq!(
-            focus_calls(&mut player_rx),
-            [("Content".to_string(), FocusState::Foreground)]
-        );
+        assert_eq!(focus_calls(&mut speech_rx), [("Dialog".to_string(), FocusState::None)]);
+        assert_eq!(focus_calls(&mut player_rx), [("Content".to_string(), FocusState::Foreground)]);
 
         let activity = focus.activity();
         let dialog = activity.iter().find(|a| a.channel == "Dialog").unwrap();
@@ -238,20 +202,11 @@ mod tests {
         focus.acquire("alert", a).unwrap();
         focus_calls(&mut a_rx);
         focus.acquire("Alert", n).unwrap();
-        assert_eq!(
-            focus_calls(&mut a_rx),
-            [("Alert".to_string(), FocusState::None)]
-        );
-        assert_eq!(
-            focus_calls(&mut n_rx),
-            [("Alert".to_string(), FocusState::Foreground)]
-        );
+        assert_eq!(focus_calls(&mut a_rx), [("Alert".to_string(), FocusState::None)]);
+        assert_eq!(focus_calls(&mut n_rx), [("Alert".to_string(), FocusState::Foreground)]);
         // Releasing a channel one does not own changes nothing.
         focus.release("Alert", "Alerts").unwrap();
-        assert_eq!(
-            focus.focus("Alert", "Notifications"),
-            FocusState::Foreground
-        );
+        assert_eq!(focus.focus("Alert", "Notifications"), FocusState::Foreground);
         assert!(focus.acquire("Radio", SlotSender::for_test("X").0).is_err());
     }
 }

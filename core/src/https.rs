@@ -29,31 +29,16 @@ const MAX_ANSWER: usize = 1 << 20;
 
 impl HttpsClient {
     pub fn new(tls: Arc<ClientConfig>) -> Self {
-        HttpsClient {
-            tls,
-            timeout: Duration::from_secs(30),
-        }
+        HttpsClient { tls, timeout: Duration::from_secs(30) }
     }
 
-    pub async fn send(
-        &self,
-        request: Request<Bytes>,
-    ) -> Result<(StatusCode, HeaderMap, Bytes), HttpsError> {
+    pub async fn send(&self, request: Request<Bytes>) -> Result<(StatusCode, HeaderMap, Bytes), HttpsError> {
         let (method, url) = (request.method().to_string(), request.uri().to_string());
-        let wrap = |source| HttpsError {
-            method: method.clone(),
-            url: url.clone(),
-            source,
-        };
+        let wrap = |source| HttpsError { method: method.clone(), url: url.clone(), source };
         let endpoint = Endpoint::parse(&url).map_err(wrap)?;
         tokio::time::timeout(self.timeout, self.exchange(&endpoint, request))
             .await
-            .map_err(|_| {
-                wrap(Http2Error::Timeout {
-                    authority: endpoint.authority.clone(),
-                    timeout: self.timeout,
-                })
-            })?
+            .map_err(|_| wrap(Http2Error::Timeout { authority: endpoint.authority.clone(), timeout: self.timeout }))?
             .map_err(wrap)
     }
 
@@ -62,8 +47,7 @@ impl HttpsClient {
         endpoint: &Endpoint,
         request: Request<Bytes>,
     ) -> Result<(StatusCode, HeaderMap, Bytes), Http2Error> {
-        let (send_request, connection) =
-            http2::connect(endpoint, self.tls.clone(), self.timeout).await?;
+        let (send_request, connection) = http2::connect(endpoint, self.tls.clone(), self.timeout).await?;
         let driver = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("one-off HTTPS connection: {e}");
@@ -74,8 +58,7 @@ impl HttpsClient {
         let (parts, body) = request.into_parts();
         let end_of_stream = body.is_empty();
         let mut ready = send_request.ready().await?;
-        let (answer, mut stream) =
-            ready.send_request(Request::from_parts(parts, ()), end_of_stream)?;
+        let (answer, mut stream) = ready.send_request(Request::from_parts(parts, ()), end_of_stream)?;
         if !end_of_stream {
             http2::send_all(&mut stream, body, true).await?;
         }

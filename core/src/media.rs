@@ -18,19 +18,13 @@ pub enum MediaError {
     #[error("attachment {0} did not arrive within {1:?}")]
     AttachmentMissing(String, Duration),
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{0} is not a 16 kHz, 16-bit, mono PCM WAV file")]
     WavFormat(String),
     #[error("unsupported media URL {0} (supported: cid:, file paths)")]
     UnsupportedUrl(String),
     #[error("cannot write to the audio sink {path}: {source}")]
-    Sink {
-        path: String,
-        source: std::io::Error,
-    },
+    Sink { path: String, source: std::io::Error },
 }
 
 /// Binary parts (`Content-ID`) of directive responses, waiting for the directive that plays them. Parts
@@ -82,10 +76,7 @@ impl AttachmentStore {
                 }
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                return Err(MediaError::AttachmentMissing(
-                    content_id.to_string(),
-                    timeout,
-                ));
+                return Err(MediaError::AttachmentMissing(content_id.to_string(), timeout));
             }
         }
     }
@@ -152,12 +143,7 @@ pub struct Player {
 const ATTACHMENT_WAIT: Duration = Duration::from_secs(10);
 
 impl Player {
-    pub(crate) fn new(
-        attachments: AttachmentStore,
-        sink: Sink,
-        speed: f64,
-        runtime: tokio::runtime::Handle,
-    ) -> Self {
+    pub(crate) fn new(attachments: AttachmentStore, sink: Sink, speed: f64, runtime: tokio::runtime::Handle) -> Self {
         Player {
             attachments,
             sink,
@@ -173,29 +159,19 @@ impl Player {
     }
 
     /// Starts playing `url`; `listener` is made for the item's id and hears how it goes.
-    pub fn play(
-        &self,
-        url: &str,
-        listener: impl FnOnce(u64) -> MediaListener,
-    ) -> Result<u64, MediaError> {
+    pub fn play(&self, url: &str, listener: impl FnOnce(u64) -> MediaListener) -> Result<u64, MediaError> {
         let source = MediaSource::parse(url)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let listener = listener(id);
         let (stop_tx, stop_rx) = watch::channel(false);
-        self.playing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, stop_tx);
+        self.playing.lock().unwrap_or_else(|e| e.into_inner()).insert(id, stop_tx);
         let attachments = self.attachments.clone();
         let sink = self.sink.clone();
         let speed = self.speed;
         let playing = self.playing.clone();
         self.tasks.spawn(async move {
             let outcome = render(id, source, &attachments, &sink, speed, stop_rx, &listener).await;
-            playing
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+            playing.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             listener(outcome);
         });
         Ok(id)
@@ -205,28 +181,17 @@ impl Player {
     pub fn register_capture(&self) -> (u64, watch::Receiver<bool>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (stop_tx, stop_rx) = watch::channel(false);
-        self.playing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, stop_tx);
+        self.playing.lock().unwrap_or_else(|e| e.into_inner()).insert(id, stop_tx);
         (id, stop_rx)
     }
 
     pub fn end_capture(&self, id: u64) {
-        self.playing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        self.playing.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     }
 
     /// Stops a playing item or an audio capture.
     pub fn stop(&self, id: u64) {
-        if let Some(stop) = self
-            .playing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-        {
+        if let Some(stop) = self.playing.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
             let _ = stop.send(true);
         }
     }
@@ -268,25 +233,13 @@ async fn render(
     let (name, bytes) = match source {
         MediaSource::Attachment(cid) => match attachments.take(&cid, ATTACHMENT_WAIT).await {
             Ok(bytes) => (sanitize(&cid), bytes),
-            Err(e) => {
-                return MediaEvent::Failed {
-                    offset_ms: 0,
-                    error: e.to_string(),
-                }
-            }
+            Err(e) => return MediaEvent::Failed { offset_ms: 0, error: e.to_string() },
         },
         MediaSource::File(path) => match tokio::fs::read(&path).await {
             Ok(bytes) => (sanitize(&path.to_string_lossy()), Bytes::from(bytes)),
             Err(source) => {
-                let error = MediaError::Read {
-                    path: path.display().to_string(),
-                    source,
-                }
-                .to_string();
-                return MediaEvent::Failed {
-                    offset_ms: 0,
-                    error,
-                };
+                let error = MediaError::Read { path: path.display().to_string(), source }.to_string();
+                return MediaEvent::Failed { offset_ms: 0, error };
             }
         },
     };
@@ -300,23 +253,15 @@ async fn render(
         };
         let path = dir.join(format!("{id:04}-{name}{extension}"));
         if let Err(source) = write_file(&path, &bytes).await {
-            let error = MediaError::Sink {
-                path: path.display().to_string(),
-                source,
-            }
-            .to_string();
-            return MediaEvent::Failed {
-                offset_ms: 0,
-                error,
-            };
+            let error = MediaError::Sink { path: path.display().to_string(), source }.to_string();
+            return MediaEvent::Failed { offset_ms: 0, error };
         }
     }
     listener(MediaEvent::Started);
     let duration_ms = audio_duration_ms(&bytes);
     let started = tokio::time::Instant::now();
     let wall = Duration::from_secs_f64(duration_ms as f64 / 1000.0 / speed);
-    let offset_now =
-        || ((started.elapsed().as_secs_f64() * speed * 1000.0) as u64).min(duration_ms);
+    let offset_now = || ((started.elapsed().as_secs_f64() * speed * 1000.0) as u64).min(duration_ms);
     tokio::select! {
         _ = tokio::time::sleep(wall) => MediaEvent::Finished { offset_ms: duration_ms },
         _ = stop.wait_for(|stopped| *stopped) => MediaEvent::Stopped { offset_ms: offset_now() },
@@ -332,23 +277,13 @@ async fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 fn sanitize(name: &str) -> String {
     let tail = name.rsplit('/').next().unwrap_or(name);
-    tail.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(80)
-        .collect()
+    tail.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).take(80).collect()
 }
 
 /// Playing time of an MP3 (constant bit rate, from the first frame header) or a WAV; 0 when unknown.
 pub fn audio_duration_ms(bytes: &[u8]) -> u64 {
     if let Some(wav) = Wav::parse(bytes) {
-        return wav.data.len() as u64 * 1000
-            / (wav.sample_rate as u64 * wav.block_align as u64).max(1);
+        return wav.data.len() as u64 * 1000 / (wav.sample_rate as u64 * wav.block_align as u64).max(1);
     }
     mp3_duration_ms(bytes).unwrap_or(0)
 }
@@ -357,32 +292,20 @@ fn mp3_duration_ms(bytes: &[u8]) -> Option<u64> {
     let mut start = 0;
     // An ID3v2 tag: 10-byte header whose size is a 28-bit synch-safe integer.
     if bytes.len() > 10 && &bytes[..3] == b"ID3" {
-        let size = bytes[6..10]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 7) | (*b as usize & 0x7f));
+        let size = bytes[6..10].iter().fold(0usize, |acc, b| (acc << 7) | (*b as usize & 0x7f));
         start = 10 + size;
     }
-    let frame = bytes
-        .get(start..)?
-        .windows(4)
-        .position(|w| w[0] == 0xff && w[1] & 0xe0 == 0xe0)?
-        + start;
+    let frame = bytes.get(start..)?.windows(4).position(|w| w[0] == 0xff && w[1] & 0xe0 == 0xe0)? + start;
     let header = &bytes[frame..frame + 4];
     let version = (header[1] >> 3) & 0x03; // 3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5
     let layer = (header[1] >> 1) & 0x03; // 1 = Layer III
     if layer != 1 {
         return None;
     }
-    const MPEG1_L3: [u32; 15] = [
-        0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
-    ];
+    const MPEG1_L3: [u32; 15] = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320];
     const MPEG2_L3: [u32; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
     let index = (header[2] >> 4) as usize;
-    let kbps = if version == 3 {
-        MPEG1_L3.get(index)?
-    } else {
-        MPEG2_L3.get(index)?
-    };
+    let kbps = if version == 3 { MPEG1_L3.get(index)? } else { MPEG2_L3.get(index)? };
     if *kbps == 0 {
         return None;
     }
@@ -468,11 +391,7 @@ pub struct AudioCapture {
 const CAPTURE_CHUNK: usize = 3200;
 
 impl AudioCapture {
-    pub async fn open(
-        id: u64,
-        source: &AudioSource,
-        stop: watch::Receiver<bool>,
-    ) -> Result<Self, MediaError> {
+    pub async fn open(id: u64, source: &AudioSource, stop: watch::Receiver<bool>) -> Result<Self, MediaError> {
         let read_err = |path: &Path| {
             let path = path.display().to_string();
             move |source| MediaError::Read { path, source }
@@ -480,24 +399,16 @@ impl AudioCapture {
         let reader: Box<dyn AsyncRead + Send + Unpin> = match source {
             AudioSource::File(path) => {
                 let bytes = tokio::fs::read(path).await.map_err(read_err(path))?;
-                let wav = Wav::parse(&bytes)
-                    .ok_or_else(|| MediaError::WavFormat(path.display().to_string()))?;
+                let wav = Wav::parse(&bytes).ok_or_else(|| MediaError::WavFormat(path.display().to_string()))?;
                 if (wav.sample_rate, wav.channels, wav.bits) != (16_000, 1, 16) {
                     return Err(MediaError::WavFormat(path.display().to_string()));
                 }
                 Box::new(std::io::Cursor::new(wav.data.to_vec()))
             }
-            AudioSource::Raw(path) => {
-                Box::new(tokio::fs::File::open(path).await.map_err(read_err(path))?)
-            }
+            AudioSource::Raw(path) => Box::new(tokio::fs::File::open(path).await.map_err(read_err(path))?),
             AudioSource::Stdin(_) => Box::new(tokio::io::stdin()),
         };
-        Ok(AudioCapture {
-            id,
-            reader,
-            stop,
-            sent: 0,
-        })
+        Ok(AudioCapture { id, reader, stop, sent: 0 })
     }
 
     /// Milliseconds of audio streamed so far (16 kHz, 16-bit mono: 32 bytes per millisecond).
@@ -571,10 +482,7 @@ mod tests {
         tokio::task::yield_now().await;
         store.insert("tts-1", Bytes::from_static(b"mp3"));
         assert_eq!(reader.await.unwrap().unwrap(), Bytes::from_static(b"mp3"));
-        let missing = store
-            .take("tts-2", Duration::from_millis(10))
-            .await
-            .unwrap_err();
+        let missing = store.take("tts-2", Duration::from_millis(10)).await.unwrap_err();
         assert!(missing.to_string().contains("tts-2"));
     }
 
@@ -584,18 +492,14 @@ mod tests {
         let path = dir.path().join("u.wav");
         std::fs::write(&path, wav(8_000)).unwrap();
         let (stop_tx, stop) = watch::channel(false);
-        let mut capture = AudioCapture::open(1, &AudioSource::File(path.clone()), stop)
-            .await
-            .unwrap();
+        let mut capture = AudioCapture::open(1, &AudioSource::File(path.clone()), stop).await.unwrap();
         let first = capture.next_chunk().await.unwrap().unwrap();
         assert_eq!(first.len(), CAPTURE_CHUNK);
         stop_tx.send(true).unwrap();
         assert!(capture.next_chunk().await.unwrap().is_none());
 
         let (_keep, stop) = watch::channel(false);
-        let mut capture = AudioCapture::open(2, &AudioSource::File(path), stop)
-            .await
-            .unwrap();
+        let mut capture = AudioCapture::open(2, &AudioSource::File(path), stop).await.unwrap();
         let mut total = 0;
         while let Some(chunk) = capture.next_chunk().await.unwrap() {
             total += chunk.len();
@@ -604,10 +508,7 @@ mod tests {
 
         std::fs::write(dir.path().join("bad.wav"), b"RIFF....WAVE").unwrap();
         let (_keep, stop) = watch::channel(false);
-        let err = AudioCapture::open(3, &AudioSource::File(dir.path().join("bad.wav")), stop)
-            .await
-            .err()
-            .unwrap();
+        let err = AudioCapture::open(3, &AudioSource::File(dir.path().join("bad.wav")), stop).await.err().unwrap();
         assert!(err.to_string().contains("bad.wav"));
     }
 }

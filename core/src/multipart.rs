@@ -36,10 +36,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_part_bytes: 16 << 20,
-            max_header_bytes: 8 << 10,
-        }
+        Limits { max_part_bytes: 16 << 20, max_header_bytes: 8 << 10 }
     }
 }
 
@@ -184,11 +181,7 @@ impl MultipartParser {
 
     fn after_delimiter(&mut self) -> Result<bool, MultipartError> {
         // Transport padding (RFC 2046: linear white space) may follow a delimiter.
-        let padding = self
-            .buf
-            .iter()
-            .take_while(|b| **b == b' ' || **b == b'\t')
-            .count();
+        let padding = self.buf.iter().take_while(|b| **b == b' ' || **b == b'\t').count();
         let rest = &self.buf[padding..];
         if rest.len() < 2 {
             return Ok(false);
@@ -201,9 +194,7 @@ impl MultipartParser {
         let line_break = if rest.starts_with(b"\r\n") {
             2
         } else if rest[0] == b'\n' {
-            self.headers
-                .deviations
-                .push("bare LF after a boundary".into());
+            self.headers.deviations.push("bare LF after a boundary".into());
             1
         } else {
             let shown = String::from_utf8_lossy(&rest[..rest.len().min(16)]).into_owned();
@@ -221,22 +212,16 @@ impl MultipartParser {
         } else if let Some(at) = memmem::find(&self.buf, b"\r\n\r\n") {
             (at, 4)
         } else if let Some(at) = memmem::find(&self.buf, b"\n\n") {
-            self.headers
-                .deviations
-                .push("bare LF line ends in part headers".into());
+            self.headers.deviations.push("bare LF line ends in part headers".into());
             (at, 2)
         } else {
             if self.buf.len() > self.limits.max_header_bytes {
-                return Err(MultipartError::HeadersTooLarge {
-                    limit: self.limits.max_header_bytes,
-                });
+                return Err(MultipartError::HeadersTooLarge { limit: self.limits.max_header_bytes });
             }
             return Ok(false);
         };
         if end > self.limits.max_header_bytes {
-            return Err(MultipartError::HeadersTooLarge {
-                limit: self.limits.max_header_bytes,
-            });
+            return Err(MultipartError::HeadersTooLarge { limit: self.limits.max_header_bytes });
         }
         let block = self.buf.split_to(end + terminator);
         parse_headers(&block[..end], &mut self.headers)?;
@@ -249,9 +234,7 @@ impl MultipartParser {
         match self.find_delimiter() {
             Some(at) => {
                 if at > self.limits.max_part_bytes {
-                    return Err(MultipartError::PartTooLarge {
-                        limit: self.limits.max_part_bytes,
-                    });
+                    return Err(MultipartError::PartTooLarge { limit: self.limits.max_part_bytes });
                 }
                 let body = self.buf.split_to(at).freeze();
                 let _ = self.buf.split_to(self.delimiter.len());
@@ -261,9 +244,7 @@ impl MultipartParser {
                 Ok(true)
             }
             None if self.buf.len() > self.limits.max_part_bytes + self.delimiter.len() => {
-                Err(MultipartError::PartTooLarge {
-                    limit: self.limits.max_part_bytes,
-                })
+                Err(MultipartError::PartTooLarge { limit: self.limits.max_part_bytes })
             }
             None => Ok(false),
         }
@@ -272,11 +253,7 @@ impl MultipartParser {
 
 fn parse_headers(block: &[u8], headers: &mut PartHeaders) -> Result<(), MultipartError> {
     let text = String::from_utf8_lossy(block);
-    for line in text
-        .split('\n')
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| !l.is_empty())
-    {
+    for line in text.split('\n').map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()) {
         let Some((name, value)) = line.split_once(':') else {
             return Err(MultipartError::BadHeader(line.chars().take(80).collect()));
         };
@@ -287,12 +264,7 @@ fn parse_headers(block: &[u8], headers: &mut PartHeaders) -> Result<(), Multipar
                 "Content-Type"
             }
             "content-id" => {
-                headers.content_id = Some(
-                    value
-                        .trim_start_matches('<')
-                        .trim_end_matches('>')
-                        .to_string(),
-                );
+                headers.content_id = Some(value.trim_start_matches('<').trim_end_matches('>').to_string());
                 "Content-ID"
             }
             "content-disposition" => {
@@ -302,9 +274,7 @@ fn parse_headers(block: &[u8], headers: &mut PartHeaders) -> Result<(), Multipar
             _ => continue,
         };
         if name != canonical {
-            headers.deviations.push(format!(
-                "header {name:?} spelled differently from {canonical:?}"
-            ));
+            headers.deviations.push(format!("header {name:?} spelled differently from {canonical:?}"));
         }
     }
     Ok(())
@@ -341,10 +311,7 @@ pub fn boundary_from_content_type(content_type: &str) -> Option<String> {
             return None;
         }
         let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(value);
+        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
         (!value.is_empty()).then(|| value.to_string())
     })
 }
@@ -357,9 +324,7 @@ pub struct MultipartWriter {
 
 impl MultipartWriter {
     pub fn new(boundary: impl Into<String>) -> Self {
-        MultipartWriter {
-            boundary: boundary.into(),
-        }
+        MultipartWriter { boundary: boundary.into() }
     }
 
     /// A boundary made of random hex: it cannot collide with JSON and is vanishingly unlikely in audio.
@@ -376,10 +341,7 @@ impl MultipartWriter {
     }
 
     pub fn related_content_type(&self) -> String {
-        format!(
-            "multipart/related; boundary={}; type=\"application/json\"",
-            self.boundary
-        )
+        format!("multipart/related; boundary={}; type=\"application/json\"", self.boundary)
     }
 
     fn head(&self, headers: &[(&str, &str)]) -> BytesMut {
@@ -399,11 +361,7 @@ impl MultipartWriter {
 
     pub fn form_data_part_head(&self, name: &str, content_type: &str) -> Bytes {
         let disposition = format!("form-data; name=\"{name}\"");
-        self.head(&[
-            ("Content-Disposition", &disposition),
-            ("Content-Type", content_type),
-        ])
-        .freeze()
+        self.head(&[("Content-Disposition", &disposition), ("Content-Type", content_type)]).freeze()
     }
 
     pub fn form_data_part(&self, name: &str, content_type: &str, body: &[u8]) -> Bytes {
@@ -420,10 +378,7 @@ impl MultipartWriter {
 
     pub fn attachment_part(&self, content_id: &str, body: &[u8]) -> Bytes {
         let id = format!("<{content_id}>");
-        let mut out = self.head(&[
-            ("Content-Type", "application/octet-stream"),
-            ("Content-ID", &id),
-        ]);
+        let mut out = self.head(&[("Content-Type", "application/octet-stream"), ("Content-ID", &id)]);
         out.extend_from_slice(body);
         out.freeze()
     }
@@ -465,11 +420,7 @@ mod tests {
     /// Binary that looks like the format: CRLFs, dashes, a near-boundary.
     const AUDIO: &[u8] = b"ID3\x03\x00\r\n--\r\n----abcde12\r\n\r\n\xff\xfb\x90\x00--abcde123x";
 
-    fn parse_all(
-        stream: &[u8],
-        boundary: &str,
-        chunks: &[usize],
-    ) -> Result<Vec<Part>, MultipartError> {
+    fn parse_all(stream: &[u8], boundary: &str, chunks: &[usize]) -> Result<Vec<Part>, MultipartError> {
         let mut parser = MultipartParser::new(boundary);
         let mut parts = Vec::new();
         let mut rest = stream;
@@ -503,10 +454,7 @@ mod tests {
         let whole = parse_all(&stream, w.boundary(), &[stream.len()]).unwrap();
         assert_eq!(whole.len(), 2);
         assert_eq!(whole[0].body, SPEAK);
-        assert_eq!(
-            whole[0].headers.content_type.as_deref(),
-            Some("application/json; charset=UTF-8")
-        );
+        assert_eq!(whole[0].headers.content_type.as_deref(), Some("application/json; charset=UTF-8"));
         assert_eq!(whole[1].body, AUDIO);
         assert_eq!(whole[1].headers.content_id.as_deref(), Some("TTS_123"));
         for split in 1..stream.len() {
@@ -520,15 +468,8 @@ mod tests {
             assert!(parser.is_finished());
             assert_eq!(parts, whole, "split at {split}");
         }
-        assert_eq!(
-            parse_all(&stream, w.boundary(), &[1]).unwrap(),
-            whole,
-            "one byte at a time"
-        );
-        assert_eq!(
-            parse_all(&stream, w.boundary(), &[7, 3, 320]).unwrap(),
-            whole
-        );
+        assert_eq!(parse_all(&stream, w.boundary(), &[1]).unwrap(), whole, "one byte at a time");
+        assert_eq!(parse_all(&stream, w.boundary(), &[7, 3, 320]).unwrap(), whole);
     }
 
     #[test]
@@ -553,20 +494,9 @@ mod tests {
             while let Some(p) = parser.next_part().unwrap() {
                 seen.push(p.body);
             }
-            assert_eq!(
-                seen,
-                directives
-                    .iter()
-                    .map(|d| Bytes::from(d.clone()))
-                    .collect::<Vec<_>>(),
-                "split at {split}"
-            );
+            assert_eq!(seen, directives.iter().map(|d| Bytes::from(d.clone())).collect::<Vec<_>>(), "split at {split}");
             assert!(!parser.is_finished());
-            assert_eq!(
-                parser.finish(),
-                Ok(()),
-                "a downchannel may end between parts"
-            );
+            assert_eq!(parser.finish(), Ok(()), "a downchannel may end between parts");
         }
     }
 
@@ -578,25 +508,19 @@ mod tests {
         assert_eq!(parser.next_part().unwrap(), None);
         parser.push(&w.stream_json_part(b"{\"a\":1}")).unwrap();
         assert_eq!(parser.next_part().unwrap().unwrap().body, &b"{\"a\":1}"[..]);
-        parser
-            .push(&w.stream_attachment_part("x", b"\r\n--d"))
-            .unwrap();
+        parser.push(&w.stream_attachment_part("x", b"\r\n--d")).unwrap();
         let part = parser.next_part().unwrap().unwrap();
-        assert_eq!(
-            (part.headers.content_id.as_deref(), &part.body[..]),
-            (Some("x"), &b"\r\n--d"[..])
-        );
+        assert_eq!((part.headers.content_id.as_deref(), &part.body[..]), (Some("x"), &b"\r\n--d"[..]));
         assert_eq!(parser.finish(), Ok(()));
     }
 
     #[test]
     fn a_form_data_event_with_streamed_audio_round_trips() {
         let w = MultipartWriter::random();
-        let metadata = br#"{"event":{"header":{"namespace":"SpeechRecognizer","name":"Recognize","messageId":"m"},"payload":{}}}"#;
+        let metadata =
+            br#"{"event":{"header":{"namespace":"SpeechRecognizer","name":"Recognize","messageId":"m"},"payload":{}}}"#;
         let audio: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        let mut stream = w
-            .form_data_part("metadata", "application/json; charset=UTF-8", metadata)
-            .to_vec();
+        let mut stream = w.form_data_part("metadata", "application/json; charset=UTF-8", metadata).to_vec();
         stream.extend_from_slice(&w.form_data_part_head("audio", "application/octet-stream"));
         for chunk in audio.chunks(320) {
             stream.extend_from_slice(chunk);
@@ -632,16 +556,10 @@ mod tests {
         assert!(matches!(err, MultipartError::BadDelimiter(_)), "{err}");
         let err = parse_all(b"--b\r\nno colon here\r\n\r\nx\r\n--b--", "b", &[100]).unwrap_err();
         assert!(matches!(err, MultipartError::BadHeader(_)), "{err}");
-        let limits = Limits {
-            max_part_bytes: 10,
-            max_header_bytes: 64,
-        };
+        let limits = Limits { max_part_bytes: 10, max_header_bytes: 64 };
         let mut parser = MultipartParser::with_limits("b", limits);
         parser.push(b"--b\r\n\r\n").unwrap();
-        assert_eq!(
-            parser.push(&[b'x'; 64]),
-            Err(MultipartError::PartTooLarge { limit: 10 })
-        );
+        assert_eq!(parser.push(&[b'x'; 64]), Err(MultipartError::PartTooLarge { limit: 10 }));
         let mut parser = MultipartParser::with_limits("b", limits);
         assert_eq!(
             parser.push(&[b"--b\r\nX-Long: ".as_slice(), &[b'h'; 100]].concat()),
@@ -652,16 +570,10 @@ mod tests {
     #[test]
     fn boundaries_are_read_from_content_types() {
         assert_eq!(
-            boundary_from_content_type(
-                "multipart/related; boundary=abc; type=\"application/json\""
-            )
-            .as_deref(),
+            boundary_from_content_type("multipart/related; boundary=abc; type=\"application/json\"").as_deref(),
             Some("abc")
         );
-        assert_eq!(
-            boundary_from_content_type("Multipart/Form-Data;BOUNDARY=\"x y\"").as_deref(),
-            Some("x y")
-        );
+        assert_eq!(boundary_from_content_type("Multipart/Form-Data;BOUNDARY=\"x y\"").as_deref(), Some("x y"));
         assert_eq!(boundary_from_content_type("application/json"), None);
         assert_eq!(boundary_from_content_type("multipart/related"), None);
     }

@@ -20,6 +20,13 @@ pub enum RuntimeEvent {
         verification_uri: String,
     },
     Linked,
+    /// Something the runtime needs failed and will be tried again after `delay_ms` (linking,
+    /// publishing capabilities).
+    Retrying {
+        what: String,
+        error: String,
+        delay_ms: u64,
+    },
     CapabilitiesPublished {
         interfaces: Vec<(String, String)>,
     },
@@ -63,9 +70,7 @@ pub struct Observer {
 
 impl Default for Observer {
     fn default() -> Self {
-        Observer {
-            tx: broadcast::channel(4096).0,
-        }
+        Observer { tx: broadcast::channel(4096).0 }
     }
 }
 

@@ -28,10 +28,7 @@ use crate::{tls, transport};
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("data dir {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
     #[error(transparent)]
@@ -55,11 +52,7 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions {
-            timing: Timing::default(),
-            call_timeouts: CallTimeouts::default(),
-            playback_speed: 1.0,
-        }
+        RuntimeOptions { timing: Timing::default(), call_timeouts: CallTimeouts::default(), playback_speed: 1.0 }
     }
 }
 
@@ -86,10 +79,8 @@ impl Runtime {
         options: RuntimeOptions,
         observer: Observer,
     ) -> Result<Runtime, RuntimeError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| RuntimeError::DataDir {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| RuntimeError::DataDir { path: config.data_dir.display().to_string(), source })?;
         let storage = Storage::open(&config.data_dir.join("avs.db"))?;
         let tls = tls::client_config(config.ca_file.as_deref())?;
         let https = HttpsClient::new(tls.clone());
@@ -118,39 +109,18 @@ impl Runtime {
             "locale": config.locale,
             "deviceSerialNumber": config.device_serial_number,
         });
-        let plugins = Arc::new(PluginHost::new(
-            hub.clone(),
-            options.call_timeouts,
-            device_info,
-            observer.clone(),
-        ));
-        plugins
-            .load_dir(&config.plugin_dir, &config.plugins)
-            .await
-            .map_err(RuntimeError::Plugins)?;
+        let plugins = Arc::new(PluginHost::new(hub.clone(), options.call_timeouts, device_info, observer.clone()));
+        plugins.load_dir(&config.plugin_dir, &config.plugins).await.map_err(RuntimeError::Plugins)?;
 
-        let sequencer = tokio::spawn(sequencer::run(
-            sequencer_rx,
-            events.clone(),
-            observer.clone(),
-        ));
+        let sequencer = tokio::spawn(sequencer::run(sequencer_rx, events.clone(), observer.clone()));
         let (connection_tx, connection_rx) = mpsc::unbounded_channel();
-        let router = Router::new(
-            plugins.clone(),
-            sequencer_tx,
-            events,
-            observer.clone(),
-            connection_tx,
-        );
+        let router = Router::new(plugins.clone(), sequencer_tx, events, observer.clone(), connection_tx);
         let transport = Transport {
             endpoint,
             tls,
             timing: options.timing,
             auth: auth.clone(),
-            inbound: Arc::new(Inbound {
-                router,
-                attachments,
-            }),
+            inbound: Arc::new(Inbound { router, attachments }),
             plugins: plugins.clone(),
             observer: observer.clone(),
             events: event_queue,
@@ -168,15 +138,7 @@ impl Runtime {
             connection_directives: connection_rx,
         };
         let supervisor = tokio::spawn(supervisor.run(transport, shutdown_rx));
-        Ok(Runtime {
-            plugins,
-            hub,
-            auth,
-            observer,
-            shutdown,
-            supervisor,
-            sequencer,
-        })
+        Ok(Runtime { plugins, hub, auth, observer, shutdown, supervisor, sequencer })
     }
 
     pub fn observer(&self) -> &Observer {
@@ -291,25 +253,14 @@ impl Supervisor {
                     .await;
                 match linked {
                     Ok(()) => break,
-                    Err(e) => {
-                        let delay = backoff.next_delay();
-                        tracing::error!(
-                            "linking failed: {e}; retrying in {} ms",
-                            delay.as_millis()
-                        );
-                        tokio::time::sleep(delay).await;
-                    }
+                    Err(e) => self.retry_later("linking", e.to_string(), backoff.next_delay()).await,
                 }
             }
             self.observer.emit(RuntimeEvent::Linked);
             backoff.reset();
         }
         let document = capabilities::document(&self.plugins.slots());
-        let published = self
-            .storage
-            .get(CORE_NAMESPACE, PUBLISHED_KEY)
-            .ok()
-            .flatten();
+        let published = self.storage.get(CORE_NAMESPACE, PUBLISHED_KEY).ok().flatten();
         if published.as_deref() == Some(document.to_string().as_str()) {
             tracing::debug!("capabilities unchanged since the last publish");
             return;
@@ -317,34 +268,24 @@ impl Supervisor {
         loop {
             match self.publish(&document).await {
                 Ok(()) => break,
-                Err(e) => {
-                    let delay = backoff.next_delay().max(Duration::from_millis(250));
-                    tracing::error!("{e}; retrying in {} ms", delay.as_millis());
-                    tokio::time::sleep(delay).await;
-                }
+                Err(e) => self.retry_later("publishing capabilities", e, backoff.next_delay()).await,
             }
         }
-        if let Err(e) = self
-            .storage
-            .put(CORE_NAMESPACE, PUBLISHED_KEY, &document.to_string())
-        {
+        if let Err(e) = self.storage.put(CORE_NAMESPACE, PUBLISHED_KEY, &document.to_string()) {
             tracing::warn!("remembering the published capabilities: {e}");
         }
-        self.observer.emit(RuntimeEvent::CapabilitiesPublished {
-            interfaces: capabilities::interfaces(&document),
-        });
+        self.observer.emit(RuntimeEvent::CapabilitiesPublished { interfaces: capabilities::interfaces(&document) });
+    }
+
+    async fn retry_later(&self, what: &str, error: String, delay: Duration) {
+        tracing::error!("{what} failed: {error}; retrying in {} ms", delay.as_millis());
+        self.observer.emit(RuntimeEvent::Retrying { what: what.into(), error, delay_ms: delay.as_millis() as u64 });
+        tokio::time::sleep(delay).await;
     }
 
     async fn publish(&self, document: &Value) -> Result<(), String> {
         let token = self.auth.access_token().await.map_err(|e| e.to_string())?;
-        match capabilities::publish(
-            &self.https,
-            &self.capabilities_url,
-            token.expose(),
-            document,
-        )
-        .await
-        {
+        match capabilities::publish(&self.https, &self.capabilities_url, token.expose(), document).await {
             Err(capabilities::CapabilitiesError::Forbidden) => {
                 self.auth.refresh().await.map_err(|e| e.to_string())?;
                 Err("capabilities refused (403); token refreshed".into())

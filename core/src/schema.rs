@@ -45,11 +45,8 @@ impl InterfaceSchemas {
                 _ => continue,
             };
             let name = file.trim_end_matches(".json").to_string();
-            let validator =
-                jsonschema::validator_for(&document).map_err(|e| SchemaError::Compile {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
+            let validator = jsonschema::validator_for(&document)
+                .map_err(|e| SchemaError::Compile { path: path.clone(), message: e.to_string() })?;
             table.insert(name, validator);
         }
         Ok(schemas)
@@ -80,23 +77,15 @@ impl InterfaceSchemas {
     }
 }
 
-fn check(
-    validator: Option<&Validator>,
-    kind: &str,
-    name: &str,
-    payload: &Value,
-) -> Result<(), Violation> {
+fn check(validator: Option<&Validator>, kind: &str, name: &str, payload: &Value) -> Result<(), Violation> {
     let Some(validator) = validator else {
         return Err(Violation(format!("no schema for {kind} {name}")));
     };
     if validator.is_valid(payload) {
         return Ok(());
     }
-    let errors: Vec<String> = validator
-        .iter_errors(payload)
-        .take(3)
-        .map(|e| format!("{} at '{}'", e, e.instance_path()))
-        .collect();
+    let errors: Vec<String> =
+        validator.iter_errors(payload).take(3).map(|e| format!("{} at '{}'", e, e.instance_path())).collect();
     Err(Violation(format!("{kind} {name}: {}", errors.join("; "))))
 }
 
@@ -121,16 +110,10 @@ mod tests {
     fn validates_payloads_by_name_and_explains_failures() {
         let s = speaker();
         assert!(s.has_directive("SetVolume"));
-        assert!(s
-            .check_directive("SetVolume", &json!({"volume": 30}))
-            .is_ok());
-        let err = s
-            .check_directive("SetVolume", &json!({"volume": 300}))
-            .unwrap_err();
+        assert!(s.check_directive("SetVolume", &json!({"volume": 30})).is_ok());
+        let err = s.check_directive("SetVolume", &json!({"volume": 300})).unwrap_err();
         assert!(err.0.contains("/volume"), "{err}");
-        let err = s
-            .check_directive("SetMute", &json!({"mute": true}))
-            .unwrap_err();
+        let err = s.check_directive("SetMute", &json!({"mute": true})).unwrap_err();
         assert!(err.0.contains("no schema"), "{err}");
         assert_eq!(s.examples().len(), 1);
     }

@@ -9,10 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("cannot open the database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
+    Open { path: String, source: rusqlite::Error },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -25,16 +22,11 @@ pub struct Storage {
 
 impl Storage {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let open_err = |source| StorageError::Open {
-            path: path.display().to_string(),
-            source,
-        };
+        let open_err = |source| StorageError::Open { path: path.display().to_string(), source };
         let db = Connection::open(path).map_err(open_err)?;
         // WAL keeps a write from blocking readers and survives a power cut mid-write.
-        db.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        db.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_err)?;
+        db.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        db.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (
                  namespace TEXT NOT NULL,
@@ -44,19 +36,15 @@ impl Storage {
              ) WITHOUT ROWID;",
         )
         .map_err(open_err)?;
-        Ok(Storage {
-            db: Arc::new(Mutex::new(db)),
-        })
+        Ok(Storage { db: Arc::new(Mutex::new(db)) })
     }
 
     pub fn get(&self, namespace: &str, key: &str) -> Result<Option<String>, StorageError> {
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
         Ok(db
-            .query_row(
-                "SELECT value FROM kv WHERE namespace = ?1 AND key = ?2",
-                params![namespace, key],
-                |row| row.get(0),
-            )
+            .query_row("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2", params![namespace, key], |row| {
+                row.get(0)
+            })
             .optional()?)
     }
 
@@ -92,10 +80,7 @@ mod tests {
             s.put("Alerts", "state", "[]").unwrap();
         }
         let s = Storage::open(&path).unwrap();
-        assert_eq!(
-            s.get("Speaker", "state").unwrap().as_deref(),
-            Some(r#"{"volume":40}"#)
-        );
+        assert_eq!(s.get("Speaker", "state").unwrap().as_deref(), Some(r#"{"volume":40}"#));
         assert_eq!(s.get("Alerts", "state").unwrap().as_deref(), Some("[]"));
         assert_eq!(s.get("Notifications", "state").unwrap(), None);
         s.delete_namespace("Speaker").unwrap();

@@ -15,10 +15,7 @@ pub(crate) struct OwnedTasks {
 
 impl OwnedTasks {
     pub(crate) fn new(runtime: Handle) -> Self {
-        OwnedTasks {
-            runtime,
-            tasks: Mutex::new(JoinSet::new()),
-        }
+        OwnedTasks { runtime, tasks: Mutex::new(JoinSet::new()) }
     }
 
     pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
@@ -28,10 +25,7 @@ impl OwnedTasks {
     }
 
     pub(crate) fn abort_all(&self) {
-        self.tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .abort_all();
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).abort_all();
     }
 }
 

@@ -20,10 +20,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsErr
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
-        let ca_err = |reason: String| TlsError::CaFile {
-            path: path.display().to_string(),
-            reason,
-        };
+        let ca_err = |reason: String| TlsError::CaFile { path: path.display().to_string(), reason };
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
             .map_err(|e| ca_err(e.to_string()))?
             .collect::<Result<_, _>>()
@@ -50,9 +47,7 @@ mod tests {
 
     #[test]
     fn a_missing_or_empty_ca_file_is_named_in_the_error() {
-        let err = client_config(Some(Path::new("/nonexistent/ca.pem")))
-            .unwrap_err()
-            .to_string();
+        let err = client_config(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");

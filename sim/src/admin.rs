@@ -21,54 +21,29 @@ pub(crate) async fn route(
     let recorded = || shared.recorded.lock().unwrap_or_else(|e| e.into_inner());
     match (method.as_str(), path.as_str()) {
         ("GET", "/admin/events") => reply_json(respond, StatusCode::OK, &json!(recorded().events)),
-        ("GET", "/admin/capabilities") => {
-            reply_json(respond, StatusCode::OK, &json!(recorded().capabilities))
-        }
-        ("GET", "/admin/violations") => {
-            reply_json(respond, StatusCode::OK, &json!(recorded().violations))
-        }
-        ("GET", "/admin/deviations") => {
-            reply_json(respond, StatusCode::OK, &json!(recorded().deviations))
-        }
+        ("GET", "/admin/capabilities") => reply_json(respond, StatusCode::OK, &json!(recorded().capabilities)),
+        ("GET", "/admin/violations") => reply_json(respond, StatusCode::OK, &json!(recorded().violations)),
+        ("GET", "/admin/deviations") => reply_json(respond, StatusCode::OK, &json!(recorded().deviations)),
         ("POST", "/admin/directive") => {
             let body = read_body(&mut request.into_body(), 1 << 20).await?;
             let directive: Value = match serde_json::from_slice(&body) {
                 Ok(directive) => directive,
                 Err(e) => {
-                    return reply_json(
-                        respond,
-                        StatusCode::BAD_REQUEST,
-                        &json!({"error": format!("not JSON: {e}")}),
-                    )
+                    return reply_json(respond, StatusCode::BAD_REQUEST, &json!({"error": format!("not JSON: {e}")}))
                 }
             };
             let parts = avs::directive_parts(&directive, &[]);
-            let delivered =
-                shared.broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()));
+            let delivered = shared.broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()));
             reply_json(respond, StatusCode::OK, &json!({"downchannels": delivered}))
         }
         ("POST", "/admin/approve") => {
-            let user_code = form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == "user_code")
-                .map(|(_, v)| v.into_owned());
-            let approved = user_code.is_some_and(|code| {
-                shared
-                    .lwa
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .approve(&code)
-            });
-            let status = if approved {
-                StatusCode::OK
-            } else {
-                StatusCode::NOT_FOUND
-            };
+            let user_code =
+                form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "user_code").map(|(_, v)| v.into_owned());
+            let approved =
+                user_code.is_some_and(|code| shared.lwa.lock().unwrap_or_else(|e| e.into_inner()).approve(&code));
+            let status = if approved { StatusCode::OK } else { StatusCode::NOT_FOUND };
             reply_json(respond, status, &json!({"approved": approved}))
         }
-        _ => reply_json(
-            respond,
-            StatusCode::NOT_FOUND,
-            &json!({"error": format!("no admin route {method} {path}")}),
-        ),
+        _ => reply_json(respond, StatusCode::NOT_FOUND, &json!({"error": format!("no admin route {method} {path}")})),
     }
 }

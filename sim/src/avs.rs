@@ -30,10 +30,7 @@ pub(crate) struct Connection {
 
 impl Connection {
     pub(crate) fn new(id: u64) -> Self {
-        Connection {
-            id,
-            events: AtomicU64::new(0),
-        }
+        Connection { id, events: AtomicU64::new(0) }
     }
 }
 
@@ -51,11 +48,7 @@ fn authorize(
     request: &Request<RecvStream>,
     respond: SendResponse<Bytes>,
 ) -> Result<SendResponse<Bytes>, Result<(), h2::Error>> {
-    let header = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
     let token = match header.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
             if scheme != "Bearer" {
@@ -65,24 +58,12 @@ fn authorize(
         }
         _ => "",
     };
-    let valid = shared
-        .lwa
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_valid_access_token(token);
+    let valid = shared.lwa.lock().unwrap_or_else(|e| e.into_inner()).is_valid_access_token(token);
     if valid {
         return Ok(respond);
     }
-    let description = if token.is_empty() {
-        "no bearer token"
-    } else {
-        "the access token is invalid or expired"
-    };
-    Err(reply_json(
-        respond,
-        StatusCode::FORBIDDEN,
-        &exception("UNAUTHORIZED_REQUEST_EXCEPTION", description),
-    ))
+    let description = if token.is_empty() { "no bearer token" } else { "the access token is invalid or expired" };
+    Err(reply_json(respond, StatusCode::FORBIDDEN, &exception("UNAUTHORIZED_REQUEST_EXCEPTION", description)))
 }
 
 /// A directive and its attachments as multipart/related parts of an answer (delimiter first).
@@ -124,11 +105,7 @@ pub(crate) async fn downchannel(
     let mut stream = respond.send_response(response, false)?;
     stream.send_data(writer().open_stream(), false)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    shared
-        .downchannels
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(tx);
+    shared.downchannels.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
     shared.downchannels_opened.fetch_add(1, Ordering::Relaxed);
     shared.changed.notify_waiters();
     loop {
@@ -162,21 +139,11 @@ pub(crate) async fn capabilities(
     let body = read_body(&mut request.into_body(), 1 << 20).await?;
     let document: Value = match serde_json::from_slice(&body) {
         Ok(document) => document,
-        Err(e) => {
-            return reply_json(
-                respond,
-                StatusCode::BAD_REQUEST,
-                &json!({"error": format!("not JSON: {e}")}),
-            )
-        }
+        Err(e) => return reply_json(respond, StatusCode::BAD_REQUEST, &json!({"error": format!("not JSON: {e}")})),
     };
     let well_formed = document["envelopeVersion"] == "20160207"
         && document["capabilities"].as_array().is_some_and(|caps| {
-            caps.iter().all(|c| {
-                c["type"] == "AlexaInterface"
-                    && c["interface"].is_string()
-                    && c["version"].is_string()
-            })
+            caps.iter().all(|c| c["type"] == "AlexaInterface" && c["interface"].is_string() && c["version"].is_string())
         });
     if !well_formed {
         return reply_json(
@@ -199,53 +166,26 @@ pub(crate) async fn event(
         Ok(respond) => respond,
         Err(answered) => return answered,
     };
-    let content_type = request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let content_type =
+        request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let Some(boundary) = boundary_from_content_type(&content_type) else {
         let why = format!("events need multipart/form-data with a boundary, got {content_type:?}");
-        return reply_json(
-            respond,
-            StatusCode::BAD_REQUEST,
-            &exception("INVALID_REQUEST_EXCEPTION", &why),
-        );
+        return reply_json(respond, StatusCode::BAD_REQUEST, &exception("INVALID_REQUEST_EXCEPTION", &why));
     };
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("multipart/form-data")
-    {
-        shared.deviation(format!(
-            "event body sent as {content_type:?} instead of multipart/form-data"
-        ));
+    if !content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
+        shared.deviation(format!("event body sent as {content_type:?} instead of multipart/form-data"));
     }
     let (metadata, audio_bytes) = match read_parts(shared, &boundary, request.into_body()).await {
         Ok(parts) => parts,
-        Err(why) => {
-            return reply_json(
-                respond,
-                StatusCode::BAD_REQUEST,
-                &exception("INVALID_REQUEST_EXCEPTION", &why),
-            )
-        }
+        Err(why) => return reply_json(respond, StatusCode::BAD_REQUEST, &exception("INVALID_REQUEST_EXCEPTION", &why)),
     };
     let json: Value = match serde_json::from_slice(&metadata) {
         Ok(json) => json,
         Err(e) => {
             let why = format!("metadata is not JSON: {e}");
-            shared.record(|r| {
-                r.violations.push(Violation {
-                    message: "(unparsable event)".into(),
-                    error: why.clone(),
-                })
-            });
-            return reply_json(
-                respond,
-                StatusCode::BAD_REQUEST,
-                &exception("INVALID_REQUEST_EXCEPTION", &why),
-            );
+            shared
+                .record(|r| r.violations.push(Violation { message: "(unparsable event)".into(), error: why.clone() }));
+            return reply_json(respond, StatusCode::BAD_REQUEST, &exception("INVALID_REQUEST_EXCEPTION", &why));
         }
     };
     let header = &json["event"]["header"];
@@ -266,41 +206,24 @@ pub(crate) async fn event(
     if !errors.is_empty() {
         tracing::warn!("{label} violates its schema: {}", errors.join("; "));
     }
-    let (namespace, name, dialog) = (
-        event.namespace.clone(),
-        event.name.clone(),
-        event.dialog_request_id.clone(),
-    );
+    let (namespace, name, dialog) = (event.namespace.clone(), event.name.clone(), event.dialog_request_id.clone());
     if namespace == "Alexa.Discovery" && name == "AddOrUpdateReport" {
         let capabilities = json["event"]["payload"]["endpoints"][0]["capabilities"].clone();
-        shared.record(|r| {
-            r.capabilities
-                .push(json!({"envelopeVersion": "20160207", "capabilities": capabilities}))
-        });
+        shared.record(|r| r.capabilities.push(json!({"envelopeVersion": "20160207", "capabilities": capabilities})));
     }
     shared.record(|r| {
-        r.violations
-            .extend(errors.into_iter().map(|error| Violation {
-                message: label.clone(),
-                error,
-            }));
+        r.violations.extend(errors.into_iter().map(|error| Violation { message: label.clone(), error }));
         r.events.push(event);
     });
     match (namespace.as_str(), name.as_str()) {
         ("SpeechRecognizer", "Recognize") => answer_recognize(shared, respond, dialog),
-        ("Alexa.Discovery", "AddOrUpdateReport") => {
-            reply(respond, StatusCode::ACCEPTED, "", Bytes::new())
-        }
+        ("Alexa.Discovery", "AddOrUpdateReport") => reply(respond, StatusCode::ACCEPTED, "", Bytes::new()),
         _ => reply(respond, StatusCode::NO_CONTENT, "", Bytes::new()),
     }
 }
 
 /// The metadata part and the size of the audio part of an event body.
-async fn read_parts(
-    shared: &Shared,
-    boundary: &str,
-    mut body: RecvStream,
-) -> Result<(Bytes, usize), String> {
+async fn read_parts(shared: &Shared, boundary: &str, mut body: RecvStream) -> Result<(Bytes, usize), String> {
     let mut parser = MultipartParser::new(boundary);
     let (mut metadata, mut audio) = (None, 0);
     loop {
@@ -320,11 +243,8 @@ async fn read_parts(
                 Some("audio") => audio += part.body.len(),
                 other => {
                     shared.deviation(format!("event part named {other:?}"));
-                    let is_json = part
-                        .headers
-                        .content_type
-                        .as_deref()
-                        .is_some_and(|c| c.starts_with("application/json"));
+                    let is_json =
+                        part.headers.content_type.as_deref().is_some_and(|c| c.starts_with("application/json"));
                     if is_json && metadata.is_none() {
                         metadata = Some(part.body);
                     } else {
@@ -338,9 +258,7 @@ async fn read_parts(
     if !parser.is_finished() {
         shared.deviation("event body without a close-delimiter");
     }
-    metadata
-        .map(|m| (m, audio))
-        .ok_or_else(|| "no metadata part".to_string())
+    metadata.map(|m| (m, audio)).ok_or_else(|| "no metadata part".to_string())
 }
 
 /// Interface → version, from the last capability document the device published.
@@ -352,12 +270,7 @@ fn declared_versions(shared: &Shared) -> std::collections::HashMap<String, Strin
         .and_then(|doc| doc["capabilities"].as_array())
         .map(|caps| {
             caps.iter()
-                .filter_map(|c| {
-                    Some((
-                        c["interface"].as_str()?.to_string(),
-                        c["version"].as_str()?.to_string(),
-                    ))
-                })
+                .filter_map(|c| Some((c["interface"].as_str()?.to_string(), c["version"].as_str()?.to_string())))
                 .collect()
         })
         .unwrap_or_default()
@@ -373,8 +286,7 @@ fn answer_recognize(
     let n = SPOKEN.fetch_add(1, Ordering::Relaxed) + 1;
     let content_id = format!("sim-speak-{n}-{}", uuid::Uuid::new_v4().simple());
     let header = |name: &str| {
-        let mut h =
-            json!({"namespace": "", "name": name, "messageId": uuid::Uuid::new_v4().to_string()});
+        let mut h = json!({"namespace": "", "name": name, "messageId": uuid::Uuid::new_v4().to_string()});
         if let Some(dialog) = &dialog {
             h["dialogRequestId"] = json!(dialog);
         }
@@ -389,7 +301,7 @@ fn answer_recognize(
     if shared.config.expect_speech_after_speak {
         let mut expect_header = header("ExpectSpeech");
         expect_header["namespace"] = json!("SpeechRecognizer");
-        let expect = json!({"directive": {"header": expect_header, "payload": {"timeoutInMilliseconds": 8000}}});
+        let expect = json!({"directive": {"header": expect_header, "payload": {"timeoutInMilliseconds": shared.config.expect_speech_timeout.as_millis() as u64}}});
         body.extend_from_slice(&answer_parts(&expect, &[]));
     }
     body.extend_from_slice(&writer().close());

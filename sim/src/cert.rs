@@ -25,15 +25,12 @@ pub(crate) fn server_config(dir: &Path) -> Result<Arc<ServerConfig>, SimError> {
     }
     let server = std::fs::read(dir.join(SERVER)).map_err(|e| SimError::io(&dir.join(SERVER), e))?;
     let ca = std::fs::read(dir.join(CA)).map_err(|e| SimError::io(&dir.join(CA), e))?;
-    let key =
-        std::fs::read(dir.join(SERVER_KEY)).map_err(|e| SimError::io(&dir.join(SERVER_KEY), e))?;
+    let key = std::fs::read(dir.join(SERVER_KEY)).map_err(|e| SimError::io(&dir.join(SERVER_KEY), e))?;
     let chain = vec![
-        CertificateDer::from_pem_slice(&server)
-            .map_err(|e| SimError::Tls(format!("server.pem: {e}")))?,
+        CertificateDer::from_pem_slice(&server).map_err(|e| SimError::Tls(format!("server.pem: {e}")))?,
         CertificateDer::from_pem_slice(&ca).map_err(|e| SimError::Tls(format!("ca.pem: {e}")))?,
     ];
-    let key = PrivateKeyDer::from_pem_slice(&key)
-        .map_err(|e| SimError::Tls(format!("server-key.pem: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(&key).map_err(|e| SimError::Tls(format!("server-key.pem: {e}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -49,24 +46,16 @@ fn generate(dir: &Path) -> Result<(), SimError> {
     let tls = |e: rcgen::Error| SimError::Tls(e.to_string());
     let ca_key = KeyPair::generate().map_err(tls)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "avs-sim local CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "avs-sim local CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let ca_cert = ca_params.self_signed(&ca_key).map_err(tls)?;
 
     let server_key = KeyPair::generate().map_err(tls)?;
     let mut server_params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .map_err(tls)?;
-    server_params
-        .distinguished_name
-        .push(DnType::CommonName, "avs-sim");
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).map_err(tls)?;
+    server_params.distinguished_name.push(DnType::CommonName, "avs-sim");
     let issuer = Issuer::new(ca_params, ca_key);
     let server_cert = server_params.signed_by(&server_key, &issuer).map_err(tls)?;
 
@@ -85,12 +74,7 @@ fn write(dir: &Path, name: &str, contents: &str, secret: bool) -> Result<(), Sim
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(name);
     let mut options = std::fs::OpenOptions::new();
-    options
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(if secret { 0o600 } else { 0o644 });
+    options.write(true).create(true).truncate(true).mode(if secret { 0o600 } else { 0o644 });
     let mut file = options.open(&path).map_err(|e| SimError::io(&path, e))?;
-    file.write_all(contents.as_bytes())
-        .map_err(|e| SimError::io(&path, e))
+    file.write_all(contents.as_bytes()).map_err(|e| SimError::io(&path, e))
 }

@@ -27,15 +27,9 @@ use tokio::task::JoinHandle;
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("TLS setup: {0}")]
     Tls(String),
     #[error("nothing matching arrived within {0:?}")]
@@ -44,10 +38,7 @@ pub enum SimError {
 
 impl SimError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        SimError::Io {
-            path: path.display().to_string(),
-            source,
-        }
+        SimError::Io { path: path.display().to_string(), source }
     }
 }
 
@@ -71,6 +62,8 @@ pub struct SimConfig {
     pub poll_interval: Duration,
     /// The scripted dialog answers a Recognize with Speak and then ExpectSpeech.
     pub expect_speech_after_speak: bool,
+    /// The ExpectSpeech timeout it asks for.
+    pub expect_speech_timeout: Duration,
 }
 
 impl SimConfig {
@@ -83,6 +76,7 @@ impl SimConfig {
             code_pair_lifetime: Duration::from_secs(600),
             poll_interval: Duration::from_secs(1),
             expect_speech_after_speak: false,
+            expect_speech_timeout: Duration::from_secs(8),
         }
     }
 }
@@ -160,14 +154,8 @@ impl Sim {
         let tls = cert::server_config(&config.data_dir)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| SimError::Listen {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| SimError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+            .map_err(|source| SimError::Listen { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Listen { addr: config.listen, source })?;
         let shared = Arc::new(Shared {
             lwa: Mutex::new(lwa::Lwa::default()),
             recorded: Mutex::default(),
@@ -181,14 +169,7 @@ impl Sim {
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, tls, shared.clone(), stopped));
         tracing::info!("avs-sim listening on https://localhost:{}", addr.port());
-        Ok(SimHandle {
-            inner: Arc::new(HandleInner {
-                addr,
-                shared,
-                stop,
-                server: Mutex::new(Some(server)),
-            }),
-        })
+        Ok(SimHandle { inner: Arc::new(HandleInner { addr, shared, stop, server: Mutex::new(Some(server)) }) })
     }
 }
 
@@ -226,23 +207,16 @@ impl SimHandle {
     /// Pushes a directive (and its attachments) on every open downchannel; returns how many got it.
     pub fn push_directive(&self, directive: Value, attachments: Vec<(String, Bytes)>) -> usize {
         let parts = avs::directive_parts(&directive, &attachments);
-        self.shared()
-            .broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()))
+        self.shared().broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()))
     }
 
     /// Pushes raw bytes on every open downchannel (fault injection: malformed multipart).
     pub fn push_raw(&self, bytes: Bytes) -> usize {
-        self.shared()
-            .broadcast_downchannel(|| DownchannelMessage::Data(bytes.clone()))
+        self.shared().broadcast_downchannel(|| DownchannelMessage::Data(bytes.clone()))
     }
 
     pub fn events(&self) -> Vec<ReceivedEvent> {
-        self.shared()
-            .recorded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .events
-            .clone()
+        self.shared().recorded.lock().unwrap_or_else(|e| e.into_inner()).events.clone()
     }
 
     /// The first received event (from the start) matching `pred`, waiting for it up to `timeout`.
@@ -251,50 +225,26 @@ impl SimHandle {
         pred: impl Fn(&ReceivedEvent) -> bool,
         timeout: Duration,
     ) -> Result<ReceivedEvent, SimError> {
-        self.wait_until(timeout, |r| r.events.iter().find(|e| pred(e)).cloned())
-            .await
+        self.wait_until(timeout, |r| r.events.iter().find(|e| pred(e)).cloned()).await
     }
 
     pub fn capability_documents(&self) -> Vec<Value> {
-        self.shared()
-            .recorded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .capabilities
-            .clone()
+        self.shared().recorded.lock().unwrap_or_else(|e| e.into_inner()).capabilities.clone()
     }
 
     /// Waits until at least `n` capability documents were published; returns the latest.
-    pub async fn wait_for_capabilities(
-        &self,
-        n: usize,
-        timeout: Duration,
-    ) -> Result<Value, SimError> {
-        self.wait_until(timeout, |r| {
-            (r.capabilities.len() >= n)
-                .then(|| r.capabilities.last().cloned())
-                .flatten()
-        })
-        .await
+    pub async fn wait_for_capabilities(&self, n: usize, timeout: Duration) -> Result<Value, SimError> {
+        self.wait_until(timeout, |r| (r.capabilities.len() >= n).then(|| r.capabilities.last().cloned()).flatten())
+            .await
     }
 
-    async fn wait_until<T>(
-        &self,
-        timeout: Duration,
-        check: impl Fn(&Recorded) -> Option<T>,
-    ) -> Result<T, SimError> {
+    async fn wait_until<T>(&self, timeout: Duration, check: impl Fn(&Recorded) -> Option<T>) -> Result<T, SimError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let changed = self.shared().changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(found) = check(
-                &self
-                    .shared()
-                    .recorded
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()),
-            ) {
+            if let Some(found) = check(&self.shared().recorded.lock().unwrap_or_else(|e| e.into_inner())) {
                 return Ok(found);
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
@@ -304,54 +254,31 @@ impl SimHandle {
     }
 
     pub fn violations(&self) -> Vec<Violation> {
-        self.shared()
-            .recorded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .violations
-            .clone()
+        self.shared().recorded.lock().unwrap_or_else(|e| e.into_inner()).violations.clone()
     }
 
     pub fn deviations(&self) -> Vec<String> {
-        self.shared()
-            .recorded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .deviations
-            .clone()
+        self.shared().recorded.lock().unwrap_or_else(|e| e.into_inner()).deviations.clone()
     }
 
     /// Approves a pending code pair, as the user entering it would; false if there is no such code.
     pub fn approve(&self, user_code: &str) -> bool {
-        self.shared()
-            .lwa
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .approve(user_code)
+        self.shared().lwa.lock().unwrap_or_else(|e| e.into_inner()).approve(user_code)
     }
 
     /// Every access token issued so far becomes invalid: the next AVS request gets a 403.
     pub fn expire_access_tokens(&self) {
-        self.shared()
-            .lwa
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .expire_access_tokens();
+        self.shared().lwa.lock().unwrap_or_else(|e| e.into_inner()).expire_access_tokens();
     }
 
     /// Every refresh token is revoked: the next refresh gets `invalid_grant`.
     pub fn revoke_refresh_tokens(&self) {
-        self.shared()
-            .lwa
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .revoke_refresh_tokens();
+        self.shared().lwa.lock().unwrap_or_else(|e| e.into_inner()).revoke_refresh_tokens();
     }
 
     /// Ends every open downchannel stream, as AVS does now and then; the client must reconnect.
     pub fn drop_downchannels(&self) {
-        self.shared()
-            .broadcast_downchannel(|| DownchannelMessage::End);
+        self.shared().broadcast_downchannel(|| DownchannelMessage::End);
     }
 
     /// How many downchannels were opened so far.
@@ -362,12 +289,7 @@ impl SimHandle {
     /// Stops accepting, closes every connection and waits for the server's tasks to end.
     pub async fn shutdown(self) {
         let _ = self.inner.stop.send(true);
-        let server = self
-            .inner
-            .server
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let server = self.inner.server.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(server) = server {
             let _ = server.await;
         }

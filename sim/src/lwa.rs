@@ -49,39 +49,24 @@ impl Lwa {
     }
 
     pub(crate) fn is_valid_access_token(&self, token: &str) -> bool {
-        self.access
-            .get(token)
-            .is_some_and(|expiry| Instant::now() < *expiry)
+        self.access.get(token).is_some_and(|expiry| Instant::now() < *expiry)
     }
 
-    fn issue(
-        &mut self,
-        shared_lifetime: std::time::Duration,
-        refresh_token: Option<String>,
-    ) -> Value {
+    fn issue(&mut self, shared_lifetime: std::time::Duration, refresh_token: Option<String>) -> Value {
         let access = format!("Atza|{}", uuid::Uuid::new_v4().simple());
-        let refresh =
-            refresh_token.unwrap_or_else(|| format!("Atzr|{}", uuid::Uuid::new_v4().simple()));
-        self.access
-            .insert(access.clone(), Instant::now() + shared_lifetime);
+        let refresh = refresh_token.unwrap_or_else(|| format!("Atzr|{}", uuid::Uuid::new_v4().simple()));
+        self.access.insert(access.clone(), Instant::now() + shared_lifetime);
         self.refresh.insert(refresh.clone());
         json!({"access_token": access, "refresh_token": refresh, "token_type": "bearer", "expires_in": shared_lifetime.as_secs()})
     }
 }
 
 fn error(respond: SendResponse<Bytes>, error: &str, description: &str) -> Result<(), h2::Error> {
-    reply_json(
-        respond,
-        StatusCode::BAD_REQUEST,
-        &json!({"error": error, "error_description": description}),
-    )
+    reply_json(respond, StatusCode::BAD_REQUEST, &json!({"error": error, "error_description": description}))
 }
 
 /// The request's parameters: form-encoded as documented, JSON tolerated (and counted).
-async fn params(
-    shared: &Shared,
-    request: Request<RecvStream>,
-) -> Result<HashMap<String, String>, h2::Error> {
+async fn params(shared: &Shared, request: Request<RecvStream>) -> Result<HashMap<String, String>, h2::Error> {
     let content_type = request
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -95,14 +80,7 @@ async fn params(
         let map = json.as_object().cloned().unwrap_or_default();
         return Ok(map
             .into_iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string()),
-                )
-            })
+            .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
             .collect());
     }
     if !content_type.starts_with("application/x-www-form-urlencoded") {
@@ -118,11 +96,7 @@ pub(crate) async fn code_pair(
 ) -> Result<(), h2::Error> {
     let params = params(shared, request).await?;
     if params.get("response_type").map(String::as_str) != Some("device_code") {
-        return error(
-            respond,
-            "invalid_request",
-            "response_type must be device_code",
-        );
+        return error(respond, "invalid_request", "response_type must be device_code");
     }
     if params.get("client_id").is_none_or(|c| c.is_empty()) {
         return error(respond, "invalid_client", "client_id is required");
@@ -130,34 +104,22 @@ pub(crate) async fn code_pair(
     if params.get("scope").map(String::as_str) != Some("alexa:all") {
         return error(respond, "invalid_scope", "scope must be alexa:all");
     }
-    let scope_ok = params
-        .get("scope_data")
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        .is_some_and(|s| {
-            s["alexa:all"]["productID"].is_string()
-                && s["alexa:all"]["productInstanceAttributes"]["deviceSerialNumber"].is_string()
-        });
+    let scope_ok = params.get("scope_data").and_then(|s| serde_json::from_str::<Value>(s).ok()).is_some_and(|s| {
+        s["alexa:all"]["productID"].is_string()
+            && s["alexa:all"]["productInstanceAttributes"]["deviceSerialNumber"].is_string()
+    });
     if !scope_ok {
-        return error(
-            respond,
-            "invalid_request",
-            "scope_data must name alexa:all productID and deviceSerialNumber",
-        );
+        return error(respond, "invalid_request", "scope_data must name alexa:all productID and deviceSerialNumber");
     }
     let user_code: String = uuid::Uuid::new_v4().simple().to_string()[..6].to_ascii_uppercase();
     let device_code = uuid::Uuid::new_v4().to_string();
-    shared
-        .lwa
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .pairs
-        .push(CodePair {
-            user_code: user_code.clone(),
-            device_code: device_code.clone(),
-            issued: Instant::now(),
-            approved: false,
-            last_poll: None,
-        });
+    shared.lwa.lock().unwrap_or_else(|e| e.into_inner()).pairs.push(CodePair {
+        user_code: user_code.clone(),
+        device_code: device_code.clone(),
+        issued: Instant::now(),
+        approved: false,
+        last_poll: None,
+    });
     let config = &shared.config;
     reply_json(
         respond,
@@ -184,13 +146,8 @@ pub(crate) async fn token(
         match params.get("grant_type").map(String::as_str) {
             Some("device_code") => {
                 let device_code = params.get("device_code").cloned().unwrap_or_default();
-                let Some(index) = lwa.pairs.iter().position(|p| p.device_code == device_code)
-                else {
-                    return error(
-                        respond,
-                        "invalid_grant",
-                        "unknown or already used device_code",
-                    );
+                let Some(index) = lwa.pairs.iter().position(|p| p.device_code == device_code) else {
+                    return error(respond, "invalid_grant", "unknown or already used device_code");
                 };
                 let now = Instant::now();
                 let pair = &mut lwa.pairs[index];
@@ -199,9 +156,7 @@ pub(crate) async fn token(
                     return error(respond, "expired_token", "the code pair expired");
                 }
                 // Half the interval of slack: clients' timers are not exact.
-                let too_fast = pair
-                    .last_poll
-                    .is_some_and(|last| now.duration_since(last) < config.poll_interval / 2);
+                let too_fast = pair.last_poll.is_some_and(|last| now.duration_since(last) < config.poll_interval / 2);
                 pair.last_poll = Some(now);
                 if too_fast {
                     return error(respond, "slow_down", "polling faster than the interval");
@@ -209,11 +164,7 @@ pub(crate) async fn token(
                 let approved = pair.approved
                     || matches!(config.approval, Approval::Auto(after) if now.duration_since(pair.issued) >= after);
                 if !approved {
-                    return error(
-                        respond,
-                        "authorization_pending",
-                        "the user has not entered the code yet",
-                    );
+                    return error(respond, "authorization_pending", "the user has not entered the code yet");
                 }
                 lwa.pairs.remove(index);
                 lwa.issue(config.token_lifetime, None)
@@ -221,21 +172,11 @@ pub(crate) async fn token(
             Some("refresh_token") => {
                 let refresh = params.get("refresh_token").cloned().unwrap_or_default();
                 if !lwa.refresh.contains(&refresh) {
-                    return error(
-                        respond,
-                        "invalid_grant",
-                        "the refresh token is invalid or revoked",
-                    );
+                    return error(respond, "invalid_grant", "the refresh token is invalid or revoked");
                 }
                 lwa.issue(config.token_lifetime, Some(refresh))
             }
-            other => {
-                return error(
-                    respond,
-                    "unsupported_grant_type",
-                    &format!("grant_type {other:?}"),
-                )
-            }
+            other => return error(respond, "unsupported_grant_type", &format!("grant_type {other:?}")),
         }
     };
     reply_json(respond, StatusCode::OK, &answer)

@@ -90,21 +90,12 @@ async fn route(
     let result = match (method.as_str(), path.as_str()) {
         ("POST", "/auth/O2/create/codepair") => lwa::code_pair(&shared, request, respond).await,
         ("POST", "/auth/O2/token") => lwa::token(&shared, request, respond).await,
-        ("GET", "/v20160207/directives") => {
-            avs::downchannel(&shared, &connection, request, respond).await
-        }
+        ("GET", "/v20160207/directives") => avs::downchannel(&shared, &connection, request, respond).await,
         ("POST", "/v20160207/events") => avs::event(&shared, &connection, request, respond).await,
         ("GET", "/ping") => avs::ping(&shared, request, respond).await,
-        ("PUT", "/v1/devices/@self/capabilities") => {
-            avs::capabilities(&shared, request, respond).await
-        }
+        ("PUT", "/v1/devices/@self/capabilities") => avs::capabilities(&shared, request, respond).await,
         (_, p) if p.starts_with("/admin/") => admin::route(&shared, request, respond).await,
-        _ => reply(
-            respond,
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            Bytes::from(format!("no route for {method} {path}")),
-        ),
+        _ => reply(respond, StatusCode::NOT_FOUND, "text/plain", Bytes::from(format!("no route for {method} {path}"))),
     };
     if let Err(e) = result {
         tracing::debug!("{method} {path}: {e}");
@@ -135,12 +126,7 @@ pub(crate) fn reply_json(
     status: StatusCode,
     json: &serde_json::Value,
 ) -> Result<(), h2::Error> {
-    reply(
-        respond,
-        status,
-        "application/json",
-        Bytes::from(json.to_string()),
-    )
+    reply(respond, status, "application/json", Bytes::from(json.to_string()))
 }
 
 /// Reads a whole (small) request body.

@@ -17,9 +17,7 @@ pub(crate) struct Schemas {
 
 impl Schemas {
     pub(crate) fn load() -> Self {
-        Schemas {
-            compiled: Mutex::default(),
-        }
+        Schemas { compiled: Mutex::default() }
     }
 
     fn validator(&self, path: &str) -> Option<Arc<Validator>> {
@@ -42,37 +40,24 @@ impl Schemas {
         let dir = SCHEMAS.get_dir(namespace)?;
         dir.dirs()
             .filter_map(|d| d.path().file_name()?.to_str().map(str::to_string))
-            .max_by_key(|v| {
-                v.split('.')
-                    .map(|n| n.parse::<u32>().unwrap_or(0))
-                    .collect::<Vec<_>>()
-            })
+            .max_by_key(|v| v.split('.').map(|n| n.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>())
     }
 
     fn check(&self, path: &str, instance: &Value, what: &str, errors: &mut Vec<String>) -> bool {
         let Some(validator) = self.validator(path) else {
             return false;
         };
-        errors.extend(
-            validator
-                .iter_errors(instance)
-                .take(3)
-                .map(|e| format!("{what}: {e} at '{}'", e.instance_path())),
-        );
+        errors
+            .extend(validator.iter_errors(instance).take(3).map(|e| format!("{what}: {e} at '{}'", e.instance_path())));
         true
     }
 
     /// Every way `event` (a metadata document) breaks the envelope, payload or context schemas.
-    pub(crate) fn check_event(
-        &self,
-        event: &Value,
-        declared: &HashMap<String, String>,
-    ) -> Vec<String> {
+    pub(crate) fn check_event(&self, event: &Value, declared: &HashMap<String, String>) -> Vec<String> {
         let mut errors = Vec::new();
         self.check("envelope/event.json", event, "envelope", &mut errors);
         let header = &event["event"]["header"];
-        let (Some(namespace), Some(name)) = (header["namespace"].as_str(), header["name"].as_str())
-        else {
+        let (Some(namespace), Some(name)) = (header["namespace"].as_str(), header["name"].as_str()) else {
             return errors;
         };
         if let Some(version) = self.version(namespace, declared) {
@@ -82,20 +67,14 @@ impl Schemas {
             }
         }
         for entry in event["context"].as_array().into_iter().flatten() {
-            let (Some(namespace), Some(name)) = (
-                entry["header"]["namespace"].as_str(),
-                entry["header"]["name"].as_str(),
-            ) else {
+            let (Some(namespace), Some(name)) =
+                (entry["header"]["namespace"].as_str(), entry["header"]["name"].as_str())
+            else {
                 continue;
             };
             if let Some(version) = self.version(namespace, declared) {
                 let path = format!("{namespace}/{version}/context/{name}.json");
-                self.check(
-                    &path,
-                    &entry["payload"],
-                    &format!("context {namespace}.{name}"),
-                    &mut errors,
-                );
+                self.check(&path, &entry["payload"], &format!("context {namespace}.{name}"), &mut errors);
             }
         }
         errors
@@ -118,7 +97,8 @@ mod tests {
                          "context": [{"header": {"namespace": "Speaker", "name": "VolumeState"}, "payload": {"volume": "x", "muted": false}}]});
         let errors = schemas.check_event(&bad, &declared);
         assert_eq!(errors.len(), 2, "{errors:?}");
-        let unknown = json!({"event": {"header": {"namespace": "Speaker", "name": "Louder", "messageId": "m"}, "payload": {}}});
+        let unknown =
+            json!({"event": {"header": {"namespace": "Speaker", "name": "Louder", "messageId": "m"}, "payload": {}}});
         assert!(schemas.check_event(&unknown, &declared)[0].contains("no event Louder"));
         let no_header = json!({"event": {"payload": {}}});
         assert!(!schemas.check_event(&no_header, &declared).is_empty());

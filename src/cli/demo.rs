@@ -41,21 +41,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let step = |text: &str| println!("[{:>6.2}s] {text}", started.elapsed().as_secs_f64());
 
     let sim = Sim::start(SimConfig::new("127.0.0.1:0".parse()?, data_dir.join("sim"))).await?;
-    step(&format!(
-        "avs-sim up at {} (HTTP/2 over TLS; CA {})",
-        sim.base_url(),
-        sim.ca_pem_path().display()
-    ));
+    step(&format!("avs-sim up at {} (HTTP/2 over TLS; CA {})", sim.base_url(), sim.ca_pem_path().display()));
 
     let result = drive(&sim, &data_dir, args.plugin_dir, &step).await;
     let violations = sim.violations();
     sim.shutdown().await;
     result?;
     if !violations.is_empty() {
-        bail!(
-            "avs-sim found {} schema violation(s) in what the device sent: {violations:?}",
-            violations.len()
-        );
+        bail!("avs-sim found {} schema violation(s) in what the device sent: {violations:?}", violations.len());
     }
     step("avs-sim validated every event against the schemas: 0 violations");
     step("demo finished");
@@ -102,9 +95,9 @@ async fn converse(
                 step(&format!("plugin loaded: {interface} {version} from {path}"));
             }
             RuntimeEvent::PluginRejected { path, error } => step(&format!("plugin rejected: {path}: {error}")),
-            RuntimeEvent::LinkingCode { user_code, verification_uri } => {
-                step(&format!("code-based linking: visit {verification_uri} and enter {user_code} (avs-sim approves it)"))
-            }
+            RuntimeEvent::LinkingCode { user_code, verification_uri } => step(&format!(
+                "code-based linking: visit {verification_uri} and enter {user_code} (avs-sim approves it)"
+            )),
             RuntimeEvent::Linked => step("linked: access and refresh tokens stored (mode 0600)"),
             RuntimeEvent::CapabilitiesPublished { interfaces } => {
                 let list: Vec<String> = interfaces.iter().map(|(i, v)| format!("{i} {v}")).collect();
@@ -118,53 +111,38 @@ async fn converse(
     if plugins == 0 {
         bail!("no plugin was loaded — build them first with `cargo build --workspace`");
     }
-    let sync = sim
-        .wait_for_event(|e| e.name == "SynchronizeState", STEP_TIMEOUT)
-        .await?;
-    step(&format!("connected (connection {connected}): downchannel open, SynchronizeState sent with {} context entries", context_len(&sync)));
+    let sync = sim.wait_for_event(|e| e.name == "SynchronizeState", STEP_TIMEOUT).await?;
+    step(&format!(
+        "connected (connection {connected}): downchannel open, SynchronizeState sent with {} context entries",
+        context_len(&sync)
+    ));
 
     let utterance = device_dir.join("utterance.wav");
     std::fs::write(&utterance, UTTERANCE).context("writing the bundled utterance")?;
     step("user asks \"What's the weather?\" (bundled 16 kHz PCM utterance)");
-    runtime.user_event(
-        "user.recognize",
-        &json!({"profile": "CLOSE_TALK", "audio": {"file": utterance}}),
-    );
-    let recognize = sim
-        .wait_for_event(|e| e.name == "Recognize", STEP_TIMEOUT)
-        .await?;
+    runtime.user_event("user.recognize", &json!({"profile": "CLOSE_TALK", "audio": {"file": utterance}}));
+    let recognize = sim.wait_for_event(|e| e.name == "Recognize", STEP_TIMEOUT).await?;
     step(&format!(
         "SpeechRecognizer.Recognize sent: {} bytes of audio, dialogRequestId {}",
         recognize.audio_bytes,
         recognize.dialog_request_id.as_deref().unwrap_or("-")
     ));
-    let started = sim
-        .wait_for_event(|e| e.name == "SpeechStarted", STEP_TIMEOUT)
-        .await?;
+    let started = sim.wait_for_event(|e| e.name == "SpeechStarted", STEP_TIMEOUT).await?;
     step(&format!(
         "SpeechSynthesizer.Speak received with an MP3 attachment; SpeechStarted (token {})",
         token(&started)
     ));
-    sim.wait_for_event(|e| e.name == "SpeechFinished", STEP_TIMEOUT)
-        .await?;
+    sim.wait_for_event(|e| e.name == "SpeechFinished", STEP_TIMEOUT).await?;
     let played = played_files(&device_dir.join("played"));
-    step(&format!(
-        "answer played to {}; SpeechFinished sent",
-        played.join(", ")
-    ));
+    step(&format!("answer played to {}; SpeechFinished sent", played.join(", ")));
 
     step("the cloud sets the volume to 25 (Speaker.SetVolume on the downchannel)");
     sim.push_directive(
         json!({"directive": {"header": {"namespace": "Speaker", "name": "SetVolume", "messageId": "demo-volume-1"}, "payload": {"volume": 25}}}),
         Vec::new(),
     );
-    let changed = sim
-        .wait_for_event(|e| e.name == "VolumeChanged", STEP_TIMEOUT)
-        .await?;
-    step(&format!(
-        "Speaker.VolumeChanged sent: {}",
-        changed.json["event"]["payload"]
-    ));
+    let changed = sim.wait_for_event(|e| e.name == "VolumeChanged", STEP_TIMEOUT).await?;
+    step(&format!("Speaker.VolumeChanged sent: {}", changed.json["event"]["payload"]));
     Ok(())
 }
 
@@ -184,10 +162,7 @@ fn context_len(event: &ReceivedEvent) -> usize {
 }
 
 fn token(event: &ReceivedEvent) -> String {
-    event.json["event"]["payload"]["token"]
-        .as_str()
-        .unwrap_or("-")
-        .to_string()
+    event.json["event"]["payload"]["token"].as_str().unwrap_or("-").to_string()
 }
 
 fn played_files(dir: &Path) -> Vec<String> {
@@ -195,13 +170,7 @@ fn played_files(dir: &Path) -> Vec<String> {
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok())
-                .map(|e| {
-                    format!(
-                        "{} ({} bytes)",
-                        e.path().display(),
-                        e.metadata().map(|m| m.len()).unwrap_or(0)
-                    )
-                })
+                .map(|e| format!("{} ({} bytes)", e.path().display(), e.metadata().map(|m| m.len()).unwrap_or(0)))
                 .collect()
         })
         .unwrap_or_default();

@@ -23,21 +23,14 @@ pub fn run(command: PluginCommand) -> anyhow::Result<()> {
 }
 
 fn list(dir: PathBuf) -> anyhow::Result<()> {
-    let files =
-        loader::discover(&dir).with_context(|| format!("reading plugin dir {}", dir.display()))?;
+    let files = loader::discover(&dir).with_context(|| format!("reading plugin dir {}", dir.display()))?;
     if files.is_empty() {
-        anyhow::bail!(
-            "no plugin libraries (*.so) in {} — build them with `cargo build --workspace`",
-            dir.display()
-        );
+        anyhow::bail!("no plugin libraries (*.so) in {} — build them with `cargo build --workspace`", dir.display());
     }
     println!("{:<22} {:<8} {:<44} sha256", "interface", "version", "file");
     let mut failures = 0;
     for path in files {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         match loader::load(&path) {
             Ok(plugin) => println!(
                 "{:<22} {:<8} {:<44} {}",

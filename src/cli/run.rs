@@ -20,14 +20,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut events = runtime.observer().subscribe();
     let printer = tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
-            if let RuntimeEvent::LinkingCode {
-                user_code,
-                verification_uri,
-            } = event
-            {
-                println!(
-                    "To link this device, open {verification_uri} and enter the code {user_code}"
-                );
+            if let RuntimeEvent::LinkingCode { user_code, verification_uri } = event {
+                println!("To link this device, open {verification_uri} and enter the code {user_code}");
             }
         }
     });

@@ -16,11 +16,7 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// where this test binary runs from).
 pub fn built_plugin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>")
-        .to_path_buf();
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").to_path_buf();
     assert!(
         dir.join("libavs_speaker.so").exists(),
         "plugin libraries missing in {} — run `cargo build --workspace` before the tests (see README)",
@@ -40,40 +36,49 @@ impl Device {
     /// Starts avs-sim and a runtime loading the plugins of `plugin_dir`, and waits until it is connected.
     pub async fn connect(plugin_dir: PathBuf) -> Device {
         let mut device = Device::launch(plugin_dir).await;
-        device
-            .wait_for(|e| matches!(e, RuntimeEvent::Connected { .. }))
-            .await;
+        device.wait_for(|e| matches!(e, RuntimeEvent::Connected { .. })).await;
         device
     }
 
     /// Starts avs-sim and a runtime without waiting for anything.
     pub async fn launch(plugin_dir: PathBuf) -> Device {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = Sim::start(SimConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            dir.path().join("sim"),
-        ))
-        .await
-        .unwrap();
-        Device::start(sim, dir, plugin_dir).await
+        Device::launch_with(plugin_dir, |_| {}, test_options()).await
     }
 
-    pub async fn start(sim: SimHandle, dir: tempfile::TempDir, plugin_dir: PathBuf) -> Device {
+    /// Like `connect`, with the sim's configuration changed and the runtime's options given.
+    pub async fn connect_with(
+        plugin_dir: PathBuf,
+        sim: impl FnOnce(&mut SimConfig),
+        options: RuntimeOptions,
+    ) -> Device {
+        let mut device = Device::launch_with(plugin_dir, sim, options).await;
+        device.wait_for(|e| matches!(e, RuntimeEvent::Connected { .. })).await;
+        device
+    }
+
+    pub async fn launch_with(
+        plugin_dir: PathBuf,
+        change: impl FnOnce(&mut SimConfig),
+        options: RuntimeOptions,
+    ) -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = SimConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("sim"));
+        change(&mut config);
+        let sim = Sim::start(config).await.unwrap();
         let observer = Observer::default();
         let events = observer.subscribe();
-        let runtime = Runtime::start_observed(
-            device_config(&sim, &dir, plugin_dir),
-            test_options(),
-            observer,
-        )
-        .await
-        .unwrap();
-        Device {
-            sim,
-            runtime: Some(runtime),
-            events,
-            dir,
+        let runtime = Runtime::start_observed(device_config(&sim, &dir, plugin_dir), options, observer).await.unwrap();
+        Device { sim, runtime: Some(runtime), events, dir }
+    }
+
+    /// The user asks something (the bundled utterance).
+    pub fn speak_to_it(&self) {
+        let utterance = self.dir.path().join("utterance.wav");
+        if !utterance.exists() {
+            std::fs::write(&utterance, include_bytes!("../../assets/utterance.wav")).unwrap();
         }
+        let request = serde_json::json!({"profile": "CLOSE_TALK", "audio": {"file": utterance}});
+        self.runtime().user_event("user.recognize", &request);
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -94,10 +99,7 @@ impl Device {
     }
 
     pub async fn sim_event(&self, pred: impl Fn(&ReceivedEvent) -> bool) -> ReceivedEvent {
-        self.sim
-            .wait_for_event(pred, WAIT)
-            .await
-            .expect("event at avs-sim")
+        self.sim.wait_for_event(pred, WAIT).await.expect("event at avs-sim")
     }
 
     pub async fn stop(mut self) {
@@ -121,10 +123,7 @@ pub fn device_config(sim: &SimHandle, dir: &tempfile::TempDir, plugin_dir: PathB
 }
 
 pub fn test_options() -> RuntimeOptions {
-    RuntimeOptions {
-        playback_speed: 8.0,
-        ..RuntimeOptions::default()
-    }
+    RuntimeOptions { playback_speed: 8.0, ..RuntimeOptions::default() }
 }
 
 pub fn payload(event: &ReceivedEvent) -> &serde_json::Value {

@@ -52,19 +52,14 @@ struct Header {
 impl DirectiveMessage {
     pub fn parse(raw: Bytes) -> Result<Self, EnvelopeError> {
         let text = std::str::from_utf8(&raw).map_err(|_| EnvelopeError::NotUtf8)?;
-        let envelope: Envelope<'_> =
-            serde_json::from_str(text).map_err(|e| EnvelopeError::Invalid(e.to_string()))?;
+        let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| EnvelopeError::Invalid(e.to_string()))?;
         let payload = envelope.directive.payload.get();
         if !payload.starts_with('{') {
-            return Err(EnvelopeError::Invalid(
-                "payload is not a JSON object".into(),
-            ));
+            return Err(EnvelopeError::Invalid("payload is not a JSON object".into()));
         }
         let header = envelope.directive.header;
         if header.namespace.is_empty() || header.name.is_empty() || header.message_id.is_empty() {
-            return Err(EnvelopeError::Invalid(
-                "header namespace, name and messageId must not be empty".into(),
-            ));
+            return Err(EnvelopeError::Invalid("header namespace, name and messageId must not be empty".into()));
         }
         // A borrowed RawValue points into `text`, so its offset is plain pointer arithmetic.
         let start = payload.as_ptr() as usize - text.as_ptr() as usize;
@@ -115,10 +110,7 @@ mod tests {
     fn parses_header_and_keeps_the_payload_text() {
         let raw = br#"{"directive":{"header":{"namespace":"Speaker","name":"SetVolume","messageId":"m-1","dialogRequestId":"d-1"},"payload":{"volume":25}}}"#;
         let d = DirectiveMessage::parse(Bytes::from_static(raw)).unwrap();
-        assert_eq!(
-            (d.namespace(), d.name(), d.message_id()),
-            ("Speaker", "SetVolume", "m-1")
-        );
+        assert_eq!((d.namespace(), d.name(), d.message_id()), ("Speaker", "SetVolume", "m-1"));
         assert_eq!(d.dialog_request_id(), Some("d-1"));
         assert_eq!(d.payload(), r#"{"volume":25}"#);
     }
@@ -137,8 +129,14 @@ mod tests {
         for (raw, want) in [
             (&b"{\"directive\":{}}"[..], "missing field"),
             (b"not json", "expected"),
-            (b"{\"directive\":{\"header\":{\"namespace\":\"A\",\"name\":\"B\",\"messageId\":\"\"},\"payload\":{}}}", "must not be empty"),
-            (b"{\"directive\":{\"header\":{\"namespace\":\"A\",\"name\":\"B\",\"messageId\":\"m\"},\"payload\":[]}}", "not a JSON object"),
+            (
+                b"{\"directive\":{\"header\":{\"namespace\":\"A\",\"name\":\"B\",\"messageId\":\"\"},\"payload\":{}}}",
+                "must not be empty",
+            ),
+            (
+                b"{\"directive\":{\"header\":{\"namespace\":\"A\",\"name\":\"B\",\"messageId\":\"m\"},\"payload\":[]}}",
+                "not a JSON object",
+            ),
             (b"\xff\xfe", "UTF-8"),
         ] {
             let err = DirectiveMessage::parse(Bytes::copy_from_slice(raw)).unwrap_err();

@@ -41,13 +41,7 @@ impl Router {
         observer: Observer,
         connection: mpsc::UnboundedSender<ConnectionDirective>,
     ) -> Self {
-        Router {
-            plugins,
-            sequencer,
-            events,
-            observer,
-            connection,
-        }
+        Router { plugins, sequencer, events, observer, connection }
     }
 
     /// Routes one directive JSON part.
@@ -56,20 +50,12 @@ impl Router {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!("directive rejected: {e}");
-                self.events.send(exception_encountered(
-                    &raw,
-                    "UNEXPECTED_INFORMATION_RECEIVED",
-                    &e.to_string(),
-                ));
+                self.events.send(exception_encountered(&raw, "UNEXPECTED_INFORMATION_RECEIVED", &e.to_string()));
                 return;
             }
         };
         if let Some(control) = connection_directive(&directive) {
-            tracing::info!(
-                "connection directive {}.{}",
-                directive.namespace(),
-                directive.name()
-            );
+            tracing::info!("connection directive {}.{}", directive.namespace(), directive.name());
             let _ = self.connection.send(control);
             return;
         }
@@ -80,36 +66,18 @@ impl Router {
                 format!("no plugin handles {}", directive.namespace()),
             );
         };
-        let Some(spec) = slot
-            .manifest
-            .directives
-            .iter()
-            .find(|d| d.name == directive.name())
-        else {
-            let why = format!(
-                "{} {} does not support {}",
-                slot.interface(),
-                slot.manifest.version,
-                directive.name()
-            );
+        let Some(spec) = slot.manifest.directives.iter().find(|d| d.name == directive.name()) else {
+            let why = format!("{} {} does not support {}", slot.interface(), slot.manifest.version, directive.name());
             return self.reject(&directive, "UNSUPPORTED_OPERATION", why);
         };
         let blocking = spec.blocking;
         let checked = serde_json::from_str(directive.payload())
             .map_err(|e| e.to_string())
-            .and_then(|payload| {
-                slot.schemas
-                    .check_directive(directive.name(), &payload)
-                    .map_err(|v| v.0)
-            });
+            .and_then(|payload| slot.schemas.check_directive(directive.name(), &payload).map_err(|v| v.0));
         if let Err(why) = checked {
             return self.reject(&directive, "UNEXPECTED_INFORMATION_RECEIVED", why);
         }
-        self.sequencer.send(SequencerInput::Directive(Routed {
-            directive: Arc::new(directive),
-            slot,
-            blocking,
-        }));
+        self.sequencer.send(SequencerInput::Directive(Routed { directive: Arc::new(directive), slot, blocking }));
     }
 
     fn reject(&self, directive: &DirectiveMessage, error_type: &str, why: String) {
@@ -120,8 +88,7 @@ impl Router {
             message_id: directive.message_id().into(),
             reason: why.clone(),
         });
-        self.events
-            .send(exception_encountered(directive.raw(), error_type, &why));
+        self.events.send(exception_encountered(directive.raw(), error_type, &why));
     }
 }
 
@@ -133,9 +100,7 @@ fn connection_directive(directive: &DirectiveMessage) -> Option<ConnectionDirect
         protocol::REVOKE_AUTHORIZATION => Some(ConnectionDirective::RevokeAuthorization),
         protocol::SET_ENDPOINT => {
             let payload: serde_json::Value = serde_json::from_str(directive.payload()).ok()?;
-            Some(ConnectionDirective::SetEndpoint(
-                payload.get("endpoint")?.as_str()?.to_string(),
-            ))
+            Some(ConnectionDirective::SetEndpoint(payload.get("endpoint")?.as_str()?.to_string()))
         }
         _ => None,
     }

@@ -7,6 +7,7 @@
 //! - Another dialog's directives: dropped (stale).
 //! - A new dialog (a Recognize, i.e. barge-in) cancels whatever the previous dialog still had running or
 //!   queued.
+//!
 //! A failed directive scrubs the rest of its dialog and is reported with ExceptionEncountered.
 
 use std::collections::VecDeque;
@@ -31,10 +32,7 @@ pub(crate) struct Routed {
 pub(crate) enum SequencerInput {
     Directive(Routed),
     NewDialog(String),
-    Completed {
-        message_id: String,
-        outcome: Result<(), String>,
-    },
+    Completed { message_id: String, outcome: Result<(), String> },
 }
 
 #[derive(Clone)]
@@ -72,11 +70,7 @@ struct Sequencer {
     calls: JoinSet<Handled>,
 }
 
-pub(crate) async fn run(
-    mut inputs: mpsc::UnboundedReceiver<SequencerInput>,
-    events: EventSender,
-    observer: Observer,
-) {
+pub(crate) async fn run(mut inputs: mpsc::UnboundedReceiver<SequencerInput>, events: EventSender, observer: Observer) {
     let mut s = Sequencer {
         events,
         observer,
@@ -111,26 +105,17 @@ impl Sequencer {
                 self.queue.push_back(routed);
                 self.pump();
             }
-            Some(_) => {
-                self.drop_directive(&routed, "belongs to a dialog that is not the current one")
-            }
+            Some(_) => self.drop_directive(&routed, "belongs to a dialog that is not the current one"),
         }
     }
 
     fn dispatch(&mut self, routed: Arc<Routed>, in_dialog: bool) {
         if in_dialog {
-            self.in_flight = Some(InFlight {
-                routed: routed.clone(),
-                pending: false,
-            });
+            self.in_flight = Some(InFlight { routed: routed.clone(), pending: false });
         }
         self.calls.spawn(async move {
             let result = routed.slot.handle(routed.directive.clone()).await;
-            Handled {
-                routed,
-                in_dialog,
-                result,
-            }
+            Handled { routed, in_dialog, result }
         });
     }
 
@@ -144,19 +129,10 @@ impl Sequencer {
     }
 
     fn is_in_flight(&self, message_id: &str) -> bool {
-        self.in_flight
-            .as_ref()
-            .is_some_and(|f| f.routed.directive.message_id() == message_id)
+        self.in_flight.as_ref().is_some_and(|f| f.routed.directive.message_id() == message_id)
     }
 
-    fn handled(
-        &mut self,
-        Handled {
-            routed,
-            in_dialog,
-            result,
-        }: Handled,
-    ) {
+    fn handled(&mut self, Handled { routed, in_dialog, result }: Handled) {
         let directive = &routed.directive;
         let current = in_dialog && self.is_in_flight(directive.message_id());
         if in_dialog && !current {
@@ -190,11 +166,7 @@ impl Sequencer {
     }
 
     fn completed(&mut self, message_id: &str, outcome: Result<(), String>) {
-        if !self
-            .in_flight
-            .as_ref()
-            .is_some_and(|f| f.pending && f.routed.directive.message_id() == message_id)
-        {
+        if !self.in_flight.as_ref().is_some_and(|f| f.pending && f.routed.directive.message_id() == message_id) {
             return;
         }
         if let Some(flight) = self.in_flight.take() {
@@ -210,10 +182,7 @@ impl Sequencer {
     fn new_dialog(&mut self, dialog: String) {
         if let Some(flight) = self.in_flight.take() {
             let directive = &flight.routed.directive;
-            flight
-                .routed
-                .slot
-                .post(SlotCall::Cancel(directive.message_id().to_string()));
+            flight.routed.slot.post(SlotCall::Cancel(directive.message_id().to_string()));
             self.report(directive, Err("cancelled by a new dialog".into()));
         }
         self.scrub("a new dialog started");

@@ -16,20 +16,13 @@ use crate::schema::{InterfaceSchemas, SchemaError};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{path}: cannot read the file: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: not an avs-runtime plugin: {reason}")]
     NotAPlugin { path: PathBuf, reason: String },
     #[error("{path}: built against an incompatible plugin ABI: {reason}")]
     IncompatibleAbi { path: PathBuf, reason: String },
     #[error("{path}: the plugin failed in {call}: {reason}")]
-    PluginFailed {
-        path: PathBuf,
-        call: &'static str,
-        reason: String,
-    },
+    PluginFailed { path: PathBuf, call: &'static str, reason: String },
     #[error("{path}: invalid manifest: {reason}")]
     Manifest { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
@@ -51,17 +44,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.into(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
     let sha256 = sha256_hex(&bytes);
     drop(bytes);
 
     let header = lib_header_from_path(path).map_err(|e| classify(path, e))?;
-    let module = header
-        .init_root_module::<PluginModule_Ref>()
-        .map_err(|e| classify(path, e))?;
+    let module = header.init_root_module::<PluginModule_Ref>().map_err(|e| classify(path, e))?;
     let instance = (module.new())();
 
     let call_failed = |call: &'static str| {
@@ -71,38 +59,21 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
             reason: reason.into_string(),
         }
     };
-    let manifest_json = instance
-        .manifest()
-        .into_result()
-        .map_err(call_failed("manifest"))?;
-    let manifest: Manifest =
-        serde_json::from_str(&manifest_json).map_err(|e| LoadError::Manifest {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+    let manifest_json = instance.manifest().into_result().map_err(call_failed("manifest"))?;
+    let manifest: Manifest = serde_json::from_str(&manifest_json)
+        .map_err(|e| LoadError::Manifest { path: path.into(), reason: e.to_string() })?;
     check_manifest(path, &manifest)?;
 
-    let schemas_json = instance
-        .schemas()
-        .into_result()
-        .map_err(call_failed("schemas"))?;
-    let documents: Map<String, Value> =
-        serde_json::from_str(&schemas_json).map_err(|e| LoadError::Manifest {
-            path: path.into(),
-            reason: format!("schemas: {e}"),
-        })?;
-    let schemas = InterfaceSchemas::compile(documents).map_err(|source| LoadError::Schema {
-        path: path.into(),
-        source,
-    })?;
+    let schemas_json = instance.schemas().into_result().map_err(call_failed("schemas"))?;
+    let documents: Map<String, Value> = serde_json::from_str(&schemas_json)
+        .map_err(|e| LoadError::Manifest { path: path.into(), reason: format!("schemas: {e}") })?;
+    let schemas =
+        InterfaceSchemas::compile(documents).map_err(|source| LoadError::Schema { path: path.into(), source })?;
     for directive in &manifest.directives {
         if !schemas.has_directive(&directive.name) {
             return Err(LoadError::Manifest {
                 path: path.into(),
-                reason: format!(
-                    "directive {} has no schema (directives/{}.json)",
-                    directive.name, directive.name
-                ),
+                reason: format!("directive {} has no schema (directives/{}.json)", directive.name, directive.name),
             });
         }
     }
@@ -110,39 +81,17 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
         if !schemas.has_event(&event.name) {
             return Err(LoadError::Manifest {
                 path: path.into(),
-                reason: format!(
-                    "event {} has no schema (events/{}.json)",
-                    event.name, event.name
-                ),
+                reason: format!("event {} has no schema (events/{}.json)", event.name, event.name),
             });
         }
     }
-    Ok(LoadedPlugin {
-        path: path.into(),
-        sha256,
-        manifest,
-        schemas,
-        instance,
-    })
+    Ok(LoadedPlugin { path: path.into(), sha256, manifest, schemas, instance })
 }
 
 fn check_manifest(path: &Path, manifest: &Manifest) -> Result<(), LoadError> {
-    let bad = |reason: String| {
-        Err(LoadError::Manifest {
-            path: path.into(),
-            reason,
-        })
-    };
-    if manifest.interface.is_empty()
-        || !manifest
-            .interface
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.')
-    {
-        return bad(format!(
-            "interface {:?} is not an AVS namespace",
-            manifest.interface
-        ));
+    let bad = |reason: String| Err(LoadError::Manifest { path: path.into(), reason });
+    if manifest.interface.is_empty() || !manifest.interface.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+        return bad(format!("interface {:?} is not an AVS namespace", manifest.interface));
     }
     let version_ok = manifest
         .version
@@ -159,28 +108,22 @@ fn check_manifest(path: &Path, manifest: &Manifest) -> Result<(), LoadError> {
 fn classify(path: &Path, error: LibraryError) -> LoadError {
     let full = error.to_string();
     tracing::debug!(path = %path.display(), "plugin load error in full: {full}");
-    let first_line = full
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let first_line = full.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
     match error {
         LibraryError::OpenError { .. } | LibraryError::GetSymbolError { .. } => {
             LoadError::NotAPlugin { path: path.into(), reason: first_line }
         }
-        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => LoadError::IncompatibleAbi {
-            path: path.into(),
-            reason: format!("plugin ABI {actual_version}, this runtime speaks {expected_version} (majors must match)"),
-        },
+        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
+            LoadError::IncompatibleAbi {
+                path: path.into(),
+                reason: format!(
+                    "plugin ABI {actual_version}, this runtime speaks {expected_version} (majors must match)"
+                ),
+            }
+        }
         LibraryError::AbiInstability(_) => {
-            let detail = full
-                .lines()
-                .filter(|l| l.contains("Error:"))
-                .take(2)
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join("; ");
+            let detail =
+                full.lines().filter(|l| l.contains("Error:")).take(2).map(str::trim).collect::<Vec<_>>().join("; ");
             LoadError::IncompatibleAbi { path: path.into(), reason: format!("type layouts differ ({detail})") }
         }
         _ => LoadError::IncompatibleAbi { path: path.into(), reason: first_line },

@@ -23,21 +23,11 @@ pub enum InstallError {
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error("{path}: {interface} is already provided by {other}")]
-    Duplicate {
-        path: String,
-        interface: String,
-        other: String,
-    },
+    Duplicate { path: String, interface: String, other: String },
     #[error("{path}: cannot start the plugin's thread: {source}")]
-    Thread {
-        path: String,
-        source: std::io::Error,
-    },
+    Thread { path: String, source: std::io::Error },
     #[error("{path}: init failed: {failure}")]
-    Init {
-        path: String,
-        failure: PluginFailure,
-    },
+    Init { path: String, failure: PluginFailure },
 }
 
 pub struct PluginHost {
@@ -50,54 +40,28 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    pub(crate) fn new(
-        hub: Arc<Hub>,
-        timeouts: CallTimeouts,
-        device_info: Value,
-        observer: Observer,
-    ) -> Self {
+    pub(crate) fn new(hub: Arc<Hub>, timeouts: CallTimeouts, device_info: Value, observer: Observer) -> Self {
         let timers = Arc::new(Timers::new(tokio::runtime::Handle::current()));
-        PluginHost {
-            slots: RwLock::default(),
-            hub,
-            timers,
-            timeouts,
-            device_info,
-            observer,
-        }
+        PluginHost { slots: RwLock::default(), hub, timers, timeouts, device_info, observer }
     }
 
     /// Loads every plugin file of `dir` (or only those whose file stem is listed in `only`). A file that
     /// fails is reported and skipped; the others still load.
-    pub async fn load_dir(
-        &self,
-        dir: &Path,
-        only: &[String],
-    ) -> Result<Vec<Arc<Slot>>, std::io::Error> {
-        let files = loader::discover(dir).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("plugin dir {}: {e}", dir.display()))
-        })?;
+    pub async fn load_dir(&self, dir: &Path, only: &[String]) -> Result<Vec<Arc<Slot>>, std::io::Error> {
+        let files = loader::discover(dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("plugin dir {}: {e}", dir.display())))?;
         let mut loaded = Vec::new();
         for path in files {
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if !only.is_empty()
-                && !only
-                    .iter()
-                    .any(|o| *o == stem || stem.strip_prefix("lib") == Some(o))
-            {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            if !only.is_empty() && !only.iter().any(|o| *o == stem || stem.strip_prefix("lib") == Some(o)) {
                 continue;
             }
             match self.install(&path).await {
                 Ok(slot) => loaded.push(slot),
                 Err(e) => {
                     tracing::error!("plugin not loaded: {e}");
-                    self.observer.emit(RuntimeEvent::PluginRejected {
-                        path: path.display().to_string(),
-                        error: e.to_string(),
-                    });
+                    self.observer
+                        .emit(RuntimeEvent::PluginRejected { path: path.display().to_string(), error: e.to_string() });
                 }
             }
         }
@@ -108,34 +72,20 @@ impl PluginHost {
     pub async fn install(&self, path: &Path) -> Result<Arc<Slot>, InstallError> {
         let shown = path.display().to_string();
         let owned = path.to_path_buf();
-        let loaded = tokio::task::spawn_blocking(move || loader::load(&owned))
-            .await
-            .map_err(|e| InstallError::Thread {
-                path: shown.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
+        let loaded = tokio::task::spawn_blocking(move || loader::load(&owned)).await.map_err(|e| {
+            InstallError::Thread { path: shown.clone(), source: std::io::Error::other(e.to_string()) }
+        })??;
         let interface = loaded.manifest.interface.clone();
         if let Some(other) = self.slot(&interface) {
-            return Err(InstallError::Duplicate {
-                path: shown,
-                interface,
-                other: other.path.display().to_string(),
-            });
+            return Err(InstallError::Duplicate { path: shown, interface, other: other.path.display().to_string() });
         }
-        let slot = Arc::new(Slot::start(loaded, self.timeouts).map_err(|source| {
-            InstallError::Thread {
-                path: shown.clone(),
-                source,
-            }
-        })?);
-        let must_deliver: HashSet<String> = slot
-            .manifest
-            .events
-            .iter()
-            .filter(|e| e.must_deliver)
-            .map(|e| e.name.clone())
-            .collect();
-        let services = PluginServices::new(
+        let slot = Arc::new(
+            Slot::start(loaded, self.timeouts)
+                .map_err(|source| InstallError::Thread { path: shown.clone(), source })?,
+        );
+        let must_deliver: HashSet<String> =
+            slot.manifest.events.iter().filter(|e| e.must_deliver).map(|e| e.name.clone()).collect();
+        let services = PluginServices::for_plugin(
             &interface,
             slot.schemas.clone(),
             must_deliver,
@@ -145,43 +95,25 @@ impl PluginHost {
         );
         if let Err(failure) = slot.init(services).await {
             let _ = slot.shutdown().await;
-            return Err(InstallError::Init {
-                path: shown,
-                failure,
-            });
+            return Err(InstallError::Init { path: shown, failure });
         }
-        slot.post(SlotCall::HostEvent(
-            "device.info".into(),
-            self.device_info.to_string(),
-        ));
+        slot.post(SlotCall::HostEvent("device.info".into(), self.device_info.to_string()));
         tracing::info!(interface = %interface, version = %slot.manifest.version, path = %shown, "plugin loaded");
         self.observer.emit(RuntimeEvent::PluginLoaded {
             interface: interface.clone(),
             version: slot.manifest.version.clone(),
             path: shown,
         });
-        self.slots
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(interface, slot.clone());
+        self.slots.write().unwrap_or_else(|e| e.into_inner()).insert(interface, slot.clone());
         Ok(slot)
     }
 
     pub fn slot(&self, interface: &str) -> Option<Arc<Slot>> {
-        self.slots
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(interface)
-            .cloned()
+        self.slots.read().unwrap_or_else(|e| e.into_inner()).get(interface).cloned()
     }
 
     pub fn slots(&self) -> Vec<Arc<Slot>> {
-        self.slots
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.slots.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
     /// Every plugin's context entries, gathered concurrently; a plugin that fails or is too slow is
@@ -228,9 +160,7 @@ impl PluginHost {
     pub async fn shutdown(&self) {
         self.timers.shutdown();
         let slots: Vec<_> =
-            std::mem::take(&mut *self.slots.write().unwrap_or_else(|e| e.into_inner()))
-                .into_values()
-                .collect();
+            std::mem::take(&mut *self.slots.write().unwrap_or_else(|e| e.into_inner())).into_values().collect();
         for slot in slots {
             if let Err(e) = slot.shutdown().await {
                 tracing::warn!("plugin shutdown: {e}");

@@ -41,11 +41,7 @@ pub(crate) struct Timers {
 
 impl Timers {
     pub(crate) fn new(runtime: tokio::runtime::Handle) -> Self {
-        Timers {
-            tasks: OwnedTasks::new(runtime),
-            next_id: AtomicU64::new(1),
-            running: Mutex::default(),
-        }
+        Timers { tasks: OwnedTasks::new(runtime), next_id: AtomicU64::new(1), running: Mutex::default() }
     }
 
     fn start(self: &Arc<Self>, delay: Duration, period: Duration, slot: SlotSender) -> u64 {
@@ -56,11 +52,7 @@ impl Timers {
             slot.post(SlotCall::Timer(id));
             if period.is_zero() {
                 if let Some(timers) = timers.upgrade() {
-                    timers
-                        .running
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&id);
+                    timers.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                 }
                 return;
             }
@@ -70,20 +62,12 @@ impl Timers {
                 slot.post(SlotCall::Timer(id));
             }
         });
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, handle);
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id, handle);
         id
     }
 
     fn cancel(&self, id: u64) {
-        if let Some(handle) = self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id)
-        {
+        if let Some(handle) = self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
             handle.abort();
         }
     }
@@ -113,7 +97,8 @@ struct EventOptions {
 }
 
 impl PluginServices {
-    pub(crate) fn new(
+    /// The services of one plugin, as the ABI object handed to its `init`.
+    pub(crate) fn for_plugin(
         interface: &str,
         schemas: Arc<InterfaceSchemas>,
         must_deliver: HashSet<String>,
@@ -133,8 +118,8 @@ impl PluginServices {
     }
 
     fn send(&self, name: &str, payload: &str, options: &str) -> Result<String, String> {
-        let payload_value: serde_json::Value = serde_json::from_str(payload)
-            .map_err(|e| format!("payload of {name} is not JSON: {e}"))?;
+        let payload_value: serde_json::Value =
+            serde_json::from_str(payload).map_err(|e| format!("payload of {name} is not JSON: {e}"))?;
         self.schemas
             .check_event(name, &payload_value)
             .map_err(|v| format!("refusing to send an invalid event: {v}"))?;
@@ -151,9 +136,7 @@ impl PluginServices {
         if options.new_dialog {
             let dialog = new_message_id();
             // Queued before the event itself: the answer's directives find their dialog current.
-            self.hub
-                .sequencer
-                .send(SequencerInput::NewDialog(dialog.clone()));
+            self.hub.sequencer.send(SequencerInput::NewDialog(dialog.clone()));
             event.dialog_request_id = Some(dialog);
         }
         let mut answer = serde_json::json!({
@@ -166,17 +149,9 @@ impl PluginServices {
             let hub = self.hub.clone();
             let on_end = Box::new(move |end: MediaEvent| {
                 hub.player.end_capture(id);
-                slot.post(SlotCall::HostEvent(
-                    "media".into(),
-                    end.to_json(id).to_string(),
-                ));
+                slot.post(SlotCall::HostEvent("media".into(), end.to_json(id).to_string()));
             });
-            event.audio = Some(CaptureRequest {
-                id,
-                source,
-                stop,
-                on_end: Some(on_end),
-            });
+            event.audio = Some(CaptureRequest { id, source, stop, on_end: Some(on_end) });
             answer["audioStream"] = id.into();
         }
         self.hub.events.send(event);
@@ -192,12 +167,7 @@ fn result<T>(r: Result<T, String>) -> PluginResult<T> {
 }
 
 impl HostServices for PluginServices {
-    fn send_event(
-        &self,
-        name: RStr<'_>,
-        payload: RStr<'_>,
-        options: RStr<'_>,
-    ) -> PluginResult<RString> {
+    fn send_event(&self, name: RStr<'_>, payload: RStr<'_>, options: RStr<'_>) -> PluginResult<RString> {
         let sent = self.send(name.as_str(), payload.as_str(), options.as_str());
         if let Err(e) = &sent {
             tracing::warn!(interface = %self.interface, event = name.as_str(), "{e}");
@@ -207,18 +177,11 @@ impl HostServices for PluginServices {
 
     fn complete_directive(&self, message_id: RStr<'_>, outcome: RResult<(), RString>) {
         let outcome = outcome.into_result().map_err(RString::into_string);
-        self.hub.sequencer.send(SequencerInput::Completed {
-            message_id: message_id.to_string(),
-            outcome,
-        });
+        self.hub.sequencer.send(SequencerInput::Completed { message_id: message_id.to_string(), outcome });
     }
 
     fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64 {
-        self.timers.start(
-            Duration::from_millis(delay_ms),
-            Duration::from_millis(period_ms),
-            self.slot.clone(),
-        )
+        self.timers.start(Duration::from_millis(delay_ms), Duration::from_millis(period_ms), self.slot.clone())
     }
 
     fn cancel_timer(&self, timer: u64) {
@@ -226,12 +189,7 @@ impl HostServices for PluginServices {
     }
 
     fn acquire_focus(&self, channel: RStr<'_>) -> PluginResult<()> {
-        result(
-            self.hub
-                .focus
-                .acquire(channel.as_str(), self.slot.clone())
-                .map_err(|e| e.to_string()),
-        )
+        result(self.hub.focus.acquire(channel.as_str(), self.slot.clone()).map_err(|e| e.to_string()))
     }
 
     fn release_focus(&self, channel: RStr<'_>) {
@@ -244,18 +202,10 @@ impl HostServices for PluginServices {
         let slot = self.slot.clone();
         let listener = move |id: u64| -> crate::media::MediaListener {
             Box::new(move |event: MediaEvent| {
-                slot.post(SlotCall::HostEvent(
-                    "media".into(),
-                    event.to_json(id).to_string(),
-                ));
+                slot.post(SlotCall::HostEvent("media".into(), event.to_json(id).to_string()));
             })
         };
-        result(
-            self.hub
-                .player
-                .play(url.as_str(), listener)
-                .map_err(|e| e.to_string()),
-        )
+        result(self.hub.player.play(url.as_str(), listener).map_err(|e| e.to_string()))
     }
 
     fn stop_media(&self, media: u64) {
@@ -273,12 +223,7 @@ impl HostServices for PluginServices {
     }
 
     fn storage_put(&self, key: RStr<'_>, value: RStr<'_>) -> PluginResult<()> {
-        result(
-            self.hub
-                .storage
-                .put(&self.interface, key.as_str(), value.as_str())
-                .map_err(|e| e.to_string()),
-        )
+        result(self.hub.storage.put(&self.interface, key.as_str(), value.as_str()).map_err(|e| e.to_string()))
     }
 
     fn log(&self, level: LogLevel, message: RStr<'_>) {

@@ -78,19 +78,11 @@ impl PluginFailure {
             Some(("PANIC", m)) => (FailureKind::Panic, m.to_string()),
             _ => (FailureKind::Internal, text),
         };
-        PluginFailure {
-            interface: interface.to_string(),
-            kind,
-            message,
-        }
+        PluginFailure { interface: interface.to_string(), kind, message }
     }
 
     fn new(interface: &str, kind: FailureKind, message: impl Into<String>) -> Self {
-        PluginFailure {
-            interface: interface.to_string(),
-            kind,
-            message: message.into(),
-        }
+        PluginFailure { interface: interface.to_string(), kind, message: message.into() }
     }
 }
 
@@ -133,13 +125,7 @@ impl SlotSender {
     #[cfg(test)]
     pub(crate) fn for_test(interface: &str) -> (SlotSender, mpsc::UnboundedReceiver<SlotCall>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (
-            SlotSender {
-                interface: interface.into(),
-                tx,
-            },
-            rx,
-        )
+        (SlotSender { interface: interface.into(), tx }, rx)
     }
 }
 
@@ -174,21 +160,13 @@ pub struct Slot {
 impl Slot {
     /// Moves the plugin instance onto its own thread.
     pub(crate) fn start(plugin: LoadedPlugin, timeouts: CallTimeouts) -> std::io::Result<Slot> {
-        let LoadedPlugin {
-            path,
-            sha256,
-            manifest,
-            schemas,
-            instance,
-        } = plugin;
+        let LoadedPlugin { path, sha256, manifest, schemas, instance } = plugin;
         let interface: Arc<str> = manifest.interface.as_str().into();
         let (tx, rx) = mpsc::unbounded_channel();
-        let thread = std::thread::Builder::new()
-            .name(format!("plugin-{interface}"))
-            .spawn({
-                let interface = interface.clone();
-                move || run(interface, instance, rx)
-            })?;
+        let thread = std::thread::Builder::new().name(format!("plugin-{interface}")).spawn({
+            let interface = interface.clone();
+            move || run(interface, instance, rx)
+        })?;
         Ok(Slot {
             manifest,
             schemas: Arc::new(schemas),
@@ -212,20 +190,12 @@ impl Slot {
         self.sender.post(call)
     }
 
-    async fn call<T>(
-        &self,
-        timeout: Duration,
-        make: impl FnOnce(Reply<T>) -> SlotCall,
-    ) -> Result<T, PluginFailure> {
+    async fn call<T>(&self, timeout: Duration, make: impl FnOnce(Reply<T>) -> SlotCall) -> Result<T, PluginFailure> {
         let (reply, answer) = oneshot::channel();
         self.sender.post(make(reply));
         match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(PluginFailure::new(
-                self.interface(),
-                FailureKind::Gone,
-                "the slot has shut down",
-            )),
+            Ok(Err(_)) => Err(PluginFailure::new(self.interface(), FailureKind::Gone, "the slot has shut down")),
             Err(_) => Err(PluginFailure::new(
                 self.interface(),
                 FailureKind::Timeout,
@@ -235,18 +205,11 @@ impl Slot {
     }
 
     pub(crate) async fn init(&self, services: HostServicesArc) -> Result<(), PluginFailure> {
-        self.call(self.timeouts.lifecycle, |r| SlotCall::Init(services, r))
-            .await
+        self.call(self.timeouts.lifecycle, |r| SlotCall::Init(services, r)).await
     }
 
-    pub(crate) async fn handle(
-        &self,
-        directive: Arc<DirectiveMessage>,
-    ) -> Result<Handling, PluginFailure> {
-        self.call(self.timeouts.directive, |r| {
-            SlotCall::Directive(directive, r)
-        })
-        .await
+    pub(crate) async fn handle(&self, directive: Arc<DirectiveMessage>) -> Result<Handling, PluginFailure> {
+        self.call(self.timeouts.directive, |r| SlotCall::Directive(directive, r)).await
     }
 
     pub async fn context(&self) -> Result<Vec<Value>, PluginFailure> {
@@ -254,13 +217,11 @@ impl Slot {
     }
 
     pub async fn export_state(&self) -> Result<String, PluginFailure> {
-        self.call(self.timeouts.lifecycle, SlotCall::ExportState)
-            .await
+        self.call(self.timeouts.lifecycle, SlotCall::ExportState).await
     }
 
     pub async fn import_state(&self, state: String) -> Result<(), PluginFailure> {
-        self.call(self.timeouts.lifecycle, |r| SlotCall::ImportState(state, r))
-            .await
+        self.call(self.timeouts.lifecycle, |r| SlotCall::ImportState(state, r)).await
     }
 
     /// Calls the plugin's `shutdown` and stops the slot's thread. The library itself stays mapped.
@@ -299,41 +260,26 @@ fn run(interface: Arc<str>, mut plugin: PluginBox, mut calls: mpsc::UnboundedRec
                 };
                 let _ = reply.send(plugin.handle_directive(raw).into_result().map_err(fail));
             }
-            SlotCall::Cancel(message_id) => {
-                report("cancel", plugin.cancel(message_id.as_str().into()))
-            }
-            SlotCall::Focus(channel, focus) => {
-                report("on_focus", plugin.on_focus(channel.as_str().into(), focus))
-            }
+            SlotCall::Cancel(message_id) => report("cancel", plugin.cancel(message_id.as_str().into())),
+            SlotCall::Focus(channel, focus) => report("on_focus", plugin.on_focus(channel.as_str().into(), focus)),
             SlotCall::Timer(id) => report("on_timer", plugin.on_timer(id)),
-            SlotCall::HostEvent(kind, payload) => report(
-                &kind,
-                plugin.on_host_event(kind.as_str().into(), payload.as_str().into()),
-            ),
+            SlotCall::HostEvent(kind, payload) => {
+                report(&kind, plugin.on_host_event(kind.as_str().into(), payload.as_str().into()))
+            }
             SlotCall::Context(reply) => {
-                let result = plugin
-                    .context()
-                    .into_result()
-                    .map_err(fail)
-                    .and_then(|json| {
-                        serde_json::from_str(&json).map_err(|e| {
-                            PluginFailure::new(
-                                &interface,
-                                FailureKind::Internal,
-                                format!("context is not a JSON array: {e}"),
-                            )
-                        })
-                    });
+                let result = plugin.context().into_result().map_err(fail).and_then(|json| {
+                    serde_json::from_str(&json).map_err(|e| {
+                        PluginFailure::new(
+                            &interface,
+                            FailureKind::Internal,
+                            format!("context is not a JSON array: {e}"),
+                        )
+                    })
+                });
                 let _ = reply.send(result);
             }
             SlotCall::ExportState(reply) => {
-                let _ = reply.send(
-                    plugin
-                        .export_state()
-                        .into_result()
-                        .map(RString::into_string)
-                        .map_err(fail),
-                );
+                let _ = reply.send(plugin.export_state().into_result().map(RString::into_string).map_err(fail));
             }
             SlotCall::ImportState(state, reply) => {
                 let _ = reply.send(answer(plugin.import_state(state.as_str().into())));

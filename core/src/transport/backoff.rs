@@ -53,10 +53,7 @@ mod tests {
         let mut b = Backoff::default();
         for base in TABLE_MS.iter().chain([20_000, 20_000].iter()) {
             let d = b.next_delay().as_millis() as u64;
-            assert!(
-                d >= base * 2 / 3 && d <= base * 3 / 2,
-                "{d} outside the band of {base}"
-            );
+            assert!(d >= base * 2 / 3 && d <= base * 3 / 2, "{d} outside the band of {base}");
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(375));

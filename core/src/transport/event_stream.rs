@@ -57,46 +57,31 @@ pub(crate) async fn send(
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
         .header(http::header::CONTENT_TYPE, writer.form_data_content_type())
         .body(())
-        .map_err(|e| EventError::Status {
-            status: 0,
-            body: e.to_string(),
-        })?;
+        .map_err(|e| EventError::Status { status: 0, body: e.to_string() })?;
     let mut ready = send_request.ready().await.map_err(Http2Error::from)?;
-    let (answer, mut body) = ready
-        .send_request(request, false)
-        .map_err(Http2Error::from)?;
+    let (answer, mut body) = ready.send_request(request, false).map_err(Http2Error::from)?;
 
     let metadata = event.metadata(context.as_deref());
     let capture = event.audio.take();
     event.replayable &= capture.is_none();
     let upload = async {
-        let mut head = bytes::BytesMut::from(
-            &writer.form_data_part("metadata", "application/json; charset=UTF-8", &metadata)[..],
-        );
+        let mut head =
+            bytes::BytesMut::from(&writer.form_data_part("metadata", "application/json; charset=UTF-8", &metadata)[..]);
         if capture.is_none() {
             head.extend_from_slice(&writer.close());
-            return http2::send_all(&mut body, head.freeze(), true)
-                .await
-                .map_err(EventError::from);
+            return http2::send_all(&mut body, head.freeze(), true).await.map_err(EventError::from);
         }
         head.extend_from_slice(&writer.form_data_part_head("audio", "application/octet-stream"));
         http2::send_all(&mut body, head.freeze(), false).await?;
         let mut request = capture.expect("checked above");
         let streamed = stream_audio(&mut body, &mut request).await;
         let end = match &streamed {
-            Ok(offset_ms) => MediaEvent::Finished {
-                offset_ms: *offset_ms,
-            },
-            Err(e) => MediaEvent::Failed {
-                offset_ms: 0,
-                error: e.to_string(),
-            },
+            Ok(offset_ms) => MediaEvent::Finished { offset_ms: *offset_ms },
+            Err(e) => MediaEvent::Failed { offset_ms: 0, error: e.to_string() },
         };
         request.end(end);
         streamed?;
-        http2::send_all(&mut body, writer.close(), true)
-            .await
-            .map_err(EventError::from)
+        http2::send_all(&mut body, writer.close(), true).await.map_err(EventError::from)
     };
     let receive = async {
         let response = tokio::time::timeout(answer_timeout, answer)
@@ -107,35 +92,21 @@ pub(crate) async fn send(
         let status = parts.status.as_u16();
         match status {
             200 => {
-                let content_type = parts
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
+                let content_type =
+                    parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
                 match boundary_from_content_type(content_type) {
-                    Some(boundary) => {
-                        inbound
-                            .read_multipart(&boundary, &mut response_body)
-                            .await?
-                    }
+                    Some(boundary) => inbound.read_multipart(&boundary, &mut response_body).await?,
                     None => {
                         let _ = http2::read_to_end(&mut response_body, MAX_ERROR_BODY).await;
-                        tracing::warn!(
-                            "200 answer without a multipart boundary ({content_type:?}); ignored"
-                        );
+                        tracing::warn!("200 answer without a multipart boundary ({content_type:?}); ignored");
                     }
                 }
                 Ok(status)
             }
             202 | 204 => Ok(status),
             _ => {
-                let body = http2::read_to_end(&mut response_body, MAX_ERROR_BODY)
-                    .await
-                    .unwrap_or_default();
-                Err(EventError::Status {
-                    status,
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                })
+                let body = http2::read_to_end(&mut response_body, MAX_ERROR_BODY).await.unwrap_or_default();
+                Err(EventError::Status { status, body: String::from_utf8_lossy(&body).into_owned() })
             }
         }
     };
@@ -156,11 +127,7 @@ async fn stream_audio(
     let mut capture = AudioCapture::open(request.id, &request.source, request.stop.clone())
         .await
         .map_err(|e| EventError::Audio(e.to_string()))?;
-    while let Some(chunk) = capture
-        .next_chunk()
-        .await
-        .map_err(|e| EventError::Audio(e.to_string()))?
-    {
+    while let Some(chunk) = capture.next_chunk().await.map_err(|e| EventError::Audio(e.to_string()))? {
         http2::send_all(body, chunk, false).await?;
     }
     Ok(capture.offset_ms())

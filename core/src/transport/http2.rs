@@ -19,22 +19,13 @@ pub enum Http2Error {
     #[error("{0} is not an https URL")]
     BadUrl(String),
     #[error("cannot reach {authority}: {source}")]
-    Unreachable {
-        authority: String,
-        source: std::io::Error,
-    },
+    Unreachable { authority: String, source: std::io::Error },
     #[error("TLS with {authority} failed: {source}")]
-    Tls {
-        authority: String,
-        source: std::io::Error,
-    },
+    Tls { authority: String, source: std::io::Error },
     #[error("{authority} did not agree to HTTP/2 (ALPN h2)")]
     NoHttp2 { authority: String },
     #[error("connecting to {authority} timed out after {timeout:?}")]
-    Timeout {
-        authority: String,
-        timeout: Duration,
-    },
+    Timeout { authority: String, timeout: Duration },
     #[error("HTTP/2: {0}")]
     Protocol(#[from] h2::Error),
     #[error("body larger than {0} bytes")]
@@ -58,11 +49,7 @@ impl Endpoint {
         }
         let authority = uri.authority().ok_or_else(bad)?;
         Ok(Endpoint {
-            host: authority
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
+            host: authority.host().trim_start_matches('[').trim_end_matches(']').to_string(),
             port: authority.port_u16().unwrap_or(443),
             authority: authority.as_str().to_string(),
         })
@@ -85,24 +72,15 @@ pub async fn connect(
     let dial = async {
         let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
             .await
-            .map_err(|source| Http2Error::Unreachable {
-                authority: authority.clone(),
-                source,
-            })?;
+            .map_err(|source| Http2Error::Unreachable { authority: authority.clone(), source })?;
         let _ = tcp.set_nodelay(true);
-        let name = ServerName::try_from(endpoint.host.clone())
-            .map_err(|_| Http2Error::BadUrl(authority.clone()))?;
+        let name = ServerName::try_from(endpoint.host.clone()).map_err(|_| Http2Error::BadUrl(authority.clone()))?;
         let tls = TlsConnector::from(tls)
             .connect(name, tcp)
             .await
-            .map_err(|source| Http2Error::Tls {
-                authority: authority.clone(),
-                source,
-            })?;
+            .map_err(|source| Http2Error::Tls { authority: authority.clone(), source })?;
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-            return Err(Http2Error::NoHttp2 {
-                authority: authority.clone(),
-            });
+            return Err(Http2Error::NoHttp2 { authority: authority.clone() });
         }
         let (send, connection) = h2::client::Builder::new()
             // Directive bursts and audio attachments: a larger window than the 64 KiB default keeps the
@@ -115,18 +93,11 @@ pub async fn connect(
     };
     tokio::time::timeout(timeout, dial)
         .await
-        .map_err(|_| Http2Error::Timeout {
-            authority: endpoint.authority.clone(),
-            timeout,
-        })?
+        .map_err(|_| Http2Error::Timeout { authority: endpoint.authority.clone(), timeout })?
 }
 
 /// Sends `data` on `stream`, waiting for flow-control capacity as needed.
-pub async fn send_all(
-    stream: &mut SendStream<Bytes>,
-    mut data: Bytes,
-    end_of_stream: bool,
-) -> Result<(), Http2Error> {
+pub async fn send_all(stream: &mut SendStream<Bytes>, mut data: Bytes, end_of_stream: bool) -> Result<(), Http2Error> {
     if data.is_empty() {
         if end_of_stream {
             stream.send_data(Bytes::new(), true)?;
@@ -137,11 +108,7 @@ pub async fn send_all(
         stream.reserve_capacity(data.len());
         let granted = match poll_fn(|cx| stream.poll_capacity(cx)).await {
             Some(granted) => granted?,
-            None => {
-                return Err(Http2Error::Protocol(h2::Error::from(
-                    h2::Reason::STREAM_CLOSED,
-                )))
-            }
+            None => return Err(Http2Error::Protocol(h2::Error::from(h2::Reason::STREAM_CLOSED))),
         };
         let chunk = data.split_to(granted.min(data.len()));
         stream.send_data(chunk, end_of_stream && data.is_empty())?;
@@ -180,15 +147,9 @@ mod tests {
     #[test]
     fn endpoints_from_base_urls() {
         let e = Endpoint::parse("https://alexa.na.gateway.devices.a2z.com").unwrap();
-        assert_eq!(
-            (e.host.as_str(), e.port),
-            ("alexa.na.gateway.devices.a2z.com", 443)
-        );
+        assert_eq!((e.host.as_str(), e.port), ("alexa.na.gateway.devices.a2z.com", 443));
         let e = Endpoint::parse("https://localhost:8443/").unwrap();
-        assert_eq!(
-            (e.host.as_str(), e.port, e.authority.as_str()),
-            ("localhost", 8443, "localhost:8443")
-        );
+        assert_eq!((e.host.as_str(), e.port, e.authority.as_str()), ("localhost", 8443, "localhost:8443"));
         assert_eq!(e.uri("/ping"), "https://localhost:8443/ping");
         assert!(Endpoint::parse("http://localhost:80").is_err());
         assert!(Endpoint::parse("not a url").is_err());

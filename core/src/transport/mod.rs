@@ -74,11 +74,7 @@ pub(crate) struct Inbound {
 
 impl Inbound {
     /// Reads a multipart/related body to its end, delivering each part as soon as it is complete.
-    pub(crate) async fn read_multipart(
-        &self,
-        boundary: &str,
-        body: &mut RecvStream,
-    ) -> Result<(), InboundError> {
+    pub(crate) async fn read_multipart(&self, boundary: &str, body: &mut RecvStream) -> Result<(), InboundError> {
         let mut parser = MultipartParser::new(boundary);
         while let Some(chunk) = http2::next_chunk(body).await? {
             parser.push(&chunk)?;
@@ -146,18 +142,13 @@ impl Transport {
             let reason = match self.connection(&mut shutdown, &mut backoff).await {
                 Ended::Shutdown => break,
                 Ended::Unlinked => {
-                    self.observer.emit(RuntimeEvent::Disconnected {
-                        reason: "the device is no longer linked".into(),
-                    });
+                    self.observer.emit(RuntimeEvent::Disconnected { reason: "the device is no longer linked".into() });
                     break;
                 }
                 Ended::Lost(reason) => reason,
             };
             let delay = backoff.next_delay();
-            tracing::warn!(
-                "disconnected: {reason}; reconnecting in {} ms",
-                delay.as_millis()
-            );
+            tracing::warn!("disconnected: {reason}; reconnecting in {} ms", delay.as_millis());
             self.observer.emit(RuntimeEvent::Disconnected { reason });
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -176,11 +167,7 @@ impl Transport {
     }
 
     /// One connection, from dialling to its end.
-    async fn connection(
-        &mut self,
-        shutdown: &mut watch::Receiver<bool>,
-        backoff: &mut Backoff,
-    ) -> Ended {
+    async fn connection(&mut self, shutdown: &mut watch::Receiver<bool>, backoff: &mut Backoff) -> Ended {
         let token = match self.token().await {
             Ok(token) => token,
             Err(ended) => return ended,
@@ -200,34 +187,23 @@ impl Transport {
                     tokio::time::sleep(every).await;
                     match tokio::time::timeout(timeout, ping_pong.ping(h2::Ping::opaque())).await {
                         Ok(Ok(_)) => {}
-                        Ok(Err(e)) => {
-                            return ConnectionTask::Keepalive(format!("HTTP/2 PING failed: {e}"))
-                        }
+                        Ok(Err(e)) => return ConnectionTask::Keepalive(format!("HTTP/2 PING failed: {e}")),
                         Err(_) => {
-                            return ConnectionTask::Keepalive(format!(
-                                "no HTTP/2 PING answer within {timeout:?}"
-                            ))
+                            return ConnectionTask::Keepalive(format!("no HTTP/2 PING answer within {timeout:?}"))
                         }
                     }
                 }
             });
         }
 
-        if let Err(reason) = self
-            .open_downchannel(&send_request, &token, &mut tasks)
-            .await
-        {
+        if let Err(reason) = self.open_downchannel(&send_request, &token, &mut tasks).await {
             return Ended::Lost(reason);
         }
         backoff.reset();
         self.connections += 1;
 
         // Nothing else may go out before SynchronizeState has been accepted on this connection.
-        let mut sync = OutgoingEvent::new(
-            protocol::SYSTEM,
-            protocol::SYNCHRONIZE_STATE,
-            empty_payload(),
-        );
+        let mut sync = OutgoingEvent::new(protocol::SYSTEM, protocol::SYNCHRONIZE_STATE, empty_payload());
         sync.with_context = true;
         let context = self.plugins.context().await;
         let synced = event_stream::send(
@@ -249,14 +225,8 @@ impl Transport {
                 return Ended::Lost(format!("SynchronizeState failed: {e}"));
             }
         }
-        self.observer.emit(RuntimeEvent::Connected {
-            connection: self.connections,
-        });
-        tracing::info!(
-            connection = self.connections,
-            "connected to {}",
-            self.endpoint.authority
-        );
+        self.observer.emit(RuntimeEvent::Connected { connection: self.connections });
+        tracing::info!(connection = self.connections, "connected to {}", self.endpoint.authority);
 
         let mut last_activity = Instant::now();
         loop {
@@ -312,21 +282,14 @@ impl Transport {
         if status != 200 {
             return Err(format!("downchannel answered HTTP {status}"));
         }
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let content_type =
+            response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let Some(boundary) = boundary_from_content_type(content_type) else {
-            return Err(format!(
-                "downchannel without a multipart boundary ({content_type:?})"
-            ));
+            return Err(format!("downchannel without a multipart boundary ({content_type:?})"));
         };
         let inbound = self.inbound.clone();
         let mut body = response.into_body();
-        tasks.spawn(async move {
-            ConnectionTask::Downchannel(inbound.read_multipart(&boundary, &mut body).await)
-        });
+        tasks.spawn(async move { ConnectionTask::Downchannel(inbound.read_multipart(&boundary, &mut body).await) });
         Ok(())
     }
 
@@ -337,32 +300,12 @@ impl Transport {
         token: &str,
         mut event: OutgoingEvent,
     ) {
-        let (send_request, endpoint, token) = (
-            send_request.clone(),
-            self.endpoint.clone(),
-            token.to_string(),
-        );
-        let (inbound, plugins, timeout) = (
-            self.inbound.clone(),
-            self.plugins.clone(),
-            self.timing.answer,
-        );
+        let (send_request, endpoint, token) = (send_request.clone(), self.endpoint.clone(), token.to_string());
+        let (inbound, plugins, timeout) = (self.inbound.clone(), self.plugins.clone(), self.timing.answer);
         tasks.spawn(async move {
-            let context = if event.with_context {
-                Some(plugins.context().await)
-            } else {
-                None
-            };
-            let result = event_stream::send(
-                send_request,
-                &endpoint,
-                &token,
-                &mut event,
-                context,
-                &inbound,
-                timeout,
-            )
-            .await;
+            let context = if event.with_context { Some(plugins.context().await) } else { None };
+            let result =
+                event_stream::send(send_request, &endpoint, &token, &mut event, context, &inbound, timeout).await;
             ConnectionTask::Event(Box::new(event), result)
         });
     }
@@ -473,18 +416,12 @@ impl Transport {
             }
             Ok(Ok(response)) => Err(format!("ping answered HTTP {}", response.status())),
             Ok(Err(e)) => Err(format!("ping failed: {e}")),
-            Err(_) => Err(format!(
-                "no ping answer within {:?}",
-                self.timing.ping_timeout
-            )),
+            Err(_) => Err(format!("no ping answer within {:?}", self.timing.ping_timeout)),
         }
     }
 }
 
-async fn next_event(
-    retry: &mut VecDeque<OutgoingEvent>,
-    events: &mut EventReceiver,
-) -> Option<OutgoingEvent> {
+async fn next_event(retry: &mut VecDeque<OutgoingEvent>, events: &mut EventReceiver) -> Option<OutgoingEvent> {
     if let Some(event) = retry.pop_front() {
         return Some(event);
     }

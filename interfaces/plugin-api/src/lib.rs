@@ -120,12 +120,7 @@ pub trait HostServices: Send + Sync + Clone {
     /// `newDialog` (bool: start a new dialog, cancelling the current one), `audio` (object describing an
     /// audio source to stream as the `audio` part, e.g. `{"file":"utterance.wav"}`).
     /// Returns JSON `{"messageId":…, "dialogRequestId":…}`.
-    fn send_event(
-        &self,
-        name: RStr<'_>,
-        payload: RStr<'_>,
-        options: RStr<'_>,
-    ) -> PluginResult<RString>;
+    fn send_event(&self, name: RStr<'_>, payload: RStr<'_>, options: RStr<'_>) -> PluginResult<RString>;
 
     /// A directive that returned [`Handling::Pending`] has finished (Err: it failed).
     fn complete_directive(&self, message_id: RStr<'_>, outcome: RResult<(), RString>);

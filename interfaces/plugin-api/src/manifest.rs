@@ -64,12 +64,7 @@ pub struct EventSpec {
 
 impl DirectiveSpec {
     pub fn new(name: &str) -> Self {
-        DirectiveSpec {
-            name: name.to_string(),
-            blocking: false,
-            medium: Medium::None,
-            channel: None,
-        }
+        DirectiveSpec { name: name.to_string(), blocking: false, medium: Medium::None, channel: None }
     }
 
     pub fn blocking(mut self, medium: Medium) -> Self {
@@ -86,10 +81,7 @@ impl DirectiveSpec {
 
 impl EventSpec {
     pub fn new(name: &str) -> Self {
-        EventSpec {
-            name: name.to_string(),
-            must_deliver: false,
-        }
+        EventSpec { name: name.to_string(), must_deliver: false }
     }
 
     pub fn must_deliver(mut self) -> Self {

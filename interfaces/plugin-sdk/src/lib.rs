@@ -47,8 +47,7 @@ impl<'a> Directive<'a> {
 
     /// Deserialises the payload into the plugin's own type.
     pub fn payload<T: Deserialize<'a>>(&self) -> Result<T, PluginError> {
-        serde_json::from_str(self.payload)
-            .map_err(|e| PluginError::invalid(format!("{}.payload: {e}", self.name)))
+        serde_json::from_str(self.payload).map_err(|e| PluginError::invalid(format!("{}.payload: {e}", self.name)))
     }
 }
 
@@ -89,9 +88,7 @@ impl PluginError {
 impl std::fmt::Display for PluginError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PluginError::Invalid(m) | PluginError::Unsupported(m) | PluginError::Internal(m) => {
-                f.write_str(m)
-            }
+            PluginError::Invalid(m) | PluginError::Unsupported(m) | PluginError::Internal(m) => f.write_str(m),
         }
     }
 }
@@ -136,11 +133,7 @@ pub struct SentEvent {
 }
 
 impl Host {
-    pub fn send_event(
-        &self,
-        name: &str,
-        payload: &impl Serialize,
-    ) -> Result<SentEvent, PluginError> {
+    pub fn send_event(&self, name: &str, payload: &impl Serialize) -> Result<SentEvent, PluginError> {
         self.send_event_with(name, payload, &EventOptions::default())
     }
 
@@ -154,15 +147,10 @@ impl Host {
         let options = to_json(options)?;
         let answer = self
             .services
-            .send_event(
-                name.into(),
-                payload.as_str().into(),
-                options.as_str().into(),
-            )
+            .send_event(name.into(), payload.as_str().into(), options.as_str().into())
             .into_result()
             .map_err(|e| PluginError::internal(e.into_string()))?;
-        serde_json::from_str(&answer)
-            .map_err(|e| PluginError::internal(format!("host answer: {e}")))
+        serde_json::from_str(&answer).map_err(|e| PluginError::internal(format!("host answer: {e}")))
     }
 
     pub fn complete_directive(&self, message_id: &str, outcome: Result<(), String>) {
@@ -182,10 +170,7 @@ impl Host {
     }
 
     pub fn acquire_focus(&self, channel: &str) -> Result<(), PluginError> {
-        self.services
-            .acquire_focus(channel.into())
-            .into_result()
-            .map_err(|e| PluginError::internal(e.into_string()))
+        self.services.acquire_focus(channel.into()).into_result().map_err(|e| PluginError::internal(e.into_string()))
     }
 
     pub fn release_focus(&self, channel: &str) {
@@ -212,10 +197,7 @@ impl Host {
         match serde_json::from_str(&raw) {
             Ok(value) => Some(value),
             Err(e) => {
-                self.log(
-                    LogLevel::Warn,
-                    &format!("stored {key} unreadable, ignored: {e}"),
-                );
+                self.log(LogLevel::Warn, &format!("stored {key} unreadable, ignored: {e}"));
                 None
             }
         }
@@ -323,10 +305,7 @@ fn json_string(value: &impl Serialize) -> Result<RString, PluginError> {
 }
 
 /// Every embedded file below the schema directory, as `relative path → JSON document`.
-fn collect_schemas(
-    dir: &include_dir::Dir<'_>,
-    out: &mut serde_json::Map<String, Value>,
-) -> Result<(), PluginError> {
+fn collect_schemas(dir: &include_dir::Dir<'_>, out: &mut serde_json::Map<String, Value>) -> Result<(), PluginError> {
     for file in dir.files() {
         let path = file.path().to_string_lossy().replace('\\', "/");
         if !path.ends_with(".json") {
@@ -361,9 +340,7 @@ impl<I: Interface> Plugin for Adapter<I> {
 
     fn handle_directive(&mut self, directive: RawDirective<'_>) -> PluginResult<Handling> {
         let directive = Directive::from_raw(&directive);
-        guarded(directive.name, || {
-            self.interface.handle_directive(directive)
-        })
+        guarded(directive.name, || self.interface.handle_directive(directive))
     }
 
     fn cancel(&mut self, message_id: RStr<'_>) -> PluginResult<()> {
@@ -371,9 +348,7 @@ impl<I: Interface> Plugin for Adapter<I> {
     }
 
     fn on_focus(&mut self, channel: RStr<'_>, focus: FocusState) -> PluginResult<()> {
-        guarded("on_focus", || {
-            self.interface.on_focus(channel.as_str(), focus)
-        })
+        guarded("on_focus", || self.interface.on_focus(channel.as_str(), focus))
     }
 
     fn on_timer(&mut self, timer: u64) -> PluginResult<()> {
@@ -381,10 +356,7 @@ impl<I: Interface> Plugin for Adapter<I> {
     }
 
     fn on_host_event(&mut self, kind: RStr<'_>, payload: RStr<'_>) -> PluginResult<()> {
-        guarded(kind.as_str(), || {
-            self.interface
-                .on_host_event(kind.as_str(), payload.as_str())
-        })
+        guarded(kind.as_str(), || self.interface.on_host_event(kind.as_str(), payload.as_str()))
     }
 
     fn context(&self) -> PluginResult<RString> {
@@ -392,15 +364,13 @@ impl<I: Interface> Plugin for Adapter<I> {
     }
 
     fn export_state(&self) -> PluginResult<RString> {
-        guarded("export_state", || {
-            json_string(&self.interface.export_state())
-        })
+        guarded("export_state", || json_string(&self.interface.export_state()))
     }
 
     fn import_state(&mut self, state: RStr<'_>) -> PluginResult<()> {
         guarded("import_state", || {
-            let state = serde_json::from_str(state.as_str())
-                .map_err(|e| PluginError::invalid(format!("state: {e}")))?;
+            let state =
+                serde_json::from_str(state.as_str()).map_err(|e| PluginError::invalid(format!("state: {e}")))?;
             self.interface.import_state(state)
         })
     }
@@ -425,9 +395,7 @@ macro_rules! export_plugin {
             use $crate::__private::abi_stable::{
                 export_root_module, prefix_type::PrefixTypeTrait, sabi_trait::TD_Opaque,
             };
-            use $crate::__private::avs_plugin_api::{
-                PluginBox, PluginModule, PluginModule_Ref, Plugin_TO,
-            };
+            use $crate::__private::avs_plugin_api::{PluginBox, PluginModule, PluginModule_Ref, Plugin_TO};
             use $crate::__private::include_dir;
 
             static SCHEMAS: include_dir::Dir<'static> = include_dir::include_dir!($schema_dir);

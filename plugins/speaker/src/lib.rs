@@ -2,8 +2,7 @@
 //! and kept across restarts and OTA swaps.
 
 use avs_plugin_sdk::{
-    context_entry, export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface,
-    Manifest, PluginError,
+    context_entry, export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, Manifest, PluginError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -18,10 +17,7 @@ struct VolumeState {
 
 impl Default for VolumeState {
     fn default() -> Self {
-        VolumeState {
-            volume: 50,
-            muted: false,
-        }
+        VolumeState { volume: 50, muted: false }
     }
 }
 
@@ -73,9 +69,7 @@ pub struct Speaker {
 
 impl Speaker {
     fn host(&self) -> Result<&Host, PluginError> {
-        self.host
-            .as_ref()
-            .ok_or_else(|| PluginError::internal("not initialised"))
+        self.host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
     }
 
     fn change(&mut self, change: Change) -> Result<(), PluginError> {
@@ -94,14 +88,8 @@ impl Interface for Speaker {
             version: "1.0".into(),
             plugin: env!("CARGO_PKG_NAME").into(),
             plugin_version: env!("CARGO_PKG_VERSION").into(),
-            directives: ["SetVolume", "AdjustVolume", "SetMute"]
-                .into_iter()
-                .map(DirectiveSpec::new)
-                .collect(),
-            events: ["VolumeChanged", "MuteChanged"]
-                .into_iter()
-                .map(|e| EventSpec::new(e).must_deliver())
-                .collect(),
+            directives: ["SetVolume", "AdjustVolume", "SetMute"].into_iter().map(DirectiveSpec::new).collect(),
+            events: ["VolumeChanged", "MuteChanged"].into_iter().map(|e| EventSpec::new(e).must_deliver()).collect(),
             context: vec!["VolumeState".into()],
             configurations: None,
         }
@@ -120,11 +108,7 @@ impl Interface for Speaker {
             "SetVolume" => Change::Set(directive.payload::<VolumePayload>()?.volume),
             "AdjustVolume" => Change::Adjust(directive.payload::<VolumePayload>()?.volume),
             "SetMute" => Change::Mute(directive.payload::<MutePayload>()?.mute),
-            other => {
-                return Err(PluginError::unsupported(format!(
-                    "Speaker 1.0 has no directive {other}"
-                )))
-            }
+            other => return Err(PluginError::unsupported(format!("Speaker 1.0 has no directive {other}"))),
         };
         self.change(change)?;
         Ok(Handling::Completed)
@@ -134,8 +118,8 @@ impl Interface for Speaker {
         if kind != "user.volume" {
             return Ok(());
         }
-        let local: LocalChange = serde_json::from_str(payload)
-            .map_err(|e| PluginError::invalid(format!("user.volume: {e}")))?;
+        let local: LocalChange =
+            serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("user.volume: {e}")))?;
         if let Some(volume) = local.volume {
             self.change(Change::Set(volume))?;
         }
@@ -154,8 +138,7 @@ impl Interface for Speaker {
     }
 
     fn import_state(&mut self, state: Value) -> Result<(), PluginError> {
-        self.state = serde_json::from_value(state)
-            .map_err(|e| PluginError::invalid(format!("state: {e}")))?;
+        self.state = serde_json::from_value(state).map_err(|e| PluginError::invalid(format!("state: {e}")))?;
         Ok(())
     }
 }
@@ -168,30 +151,19 @@ mod tests {
 
     #[test]
     fn volume_changes_clamp_to_0_100_and_always_confirm() {
-        let mut s = VolumeState {
-            volume: 90,
-            muted: false,
-        };
+        let mut s = VolumeState { volume: 90, muted: false };
         assert_eq!(s.apply(Change::Adjust(30)), "VolumeChanged");
         assert_eq!(s.volume, 100);
         assert_eq!(s.apply(Change::Adjust(-250)), "VolumeChanged");
         assert_eq!(s.volume, 0);
-        assert_eq!(
-            s.apply(Change::Set(0)),
-            "VolumeChanged",
-            "unchanged still confirms"
-        );
+        assert_eq!(s.apply(Change::Set(0)), "VolumeChanged", "unchanged still confirms");
         assert_eq!(s.apply(Change::Mute(true)), "MuteChanged");
         assert!(s.muted);
     }
 
     #[test]
     fn state_round_trips_through_export_and_import() {
-        let mut a = Speaker::default();
-        a.state = VolumeState {
-            volume: 12,
-            muted: true,
-        };
+        let a = Speaker { state: VolumeState { volume: 12, muted: true }, ..Speaker::default() };
         let mut b = Speaker::default();
         b.import_state(a.export_state()).unwrap();
         assert_eq!(b.state, a.state);

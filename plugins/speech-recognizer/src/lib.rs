@@ -2,8 +2,7 @@
 //! handles ExpectSpeech (listen again, or time out), StopCapture, and the 2.1–2.3 settings directives.
 
 use avs_plugin_sdk::{
-    export_plugin, Directive, DirectiveSpec, EventOptions, EventSpec, Handling, Host, Interface,
-    Manifest, PluginError,
+    export_plugin, Directive, DirectiveSpec, EventOptions, EventSpec, Handling, Host, Interface, Manifest, PluginError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -90,9 +89,7 @@ impl Default for SpeechRecognizer {
 
 impl SpeechRecognizer {
     fn host(&self) -> Result<Host, PluginError> {
-        self.host
-            .clone()
-            .ok_or_else(|| PluginError::internal("not initialised"))
+        self.host.clone().ok_or_else(|| PluginError::internal("not initialised"))
     }
 
     fn recognize(&mut self, request: UserRecognize) -> Result<(), PluginError> {
@@ -106,18 +103,10 @@ impl SpeechRecognizer {
         if let Some(timer) = self.expect_timer.take() {
             host.cancel_timer(timer);
         }
-        let initiator = self
-            .expect_initiator
-            .take()
-            .or(request.initiator)
-            .unwrap_or_else(|| json!({"type": "TAP"}));
+        let initiator = self.expect_initiator.take().or(request.initiator).unwrap_or_else(|| json!({"type": "TAP"}));
         let payload = json!({"profile": request.profile, "format": FORMAT, "initiator": initiator});
-        let options = EventOptions {
-            context: true,
-            new_dialog: true,
-            audio: Some(request.audio),
-            ..EventOptions::default()
-        };
+        let options =
+            EventOptions { context: true, new_dialog: true, audio: Some(request.audio), ..EventOptions::default() };
         let sent = host.send_event_with("Recognize", &payload, &options)?;
         self.capture = sent.audio_stream;
         self.state = State::Recognizing;
@@ -197,10 +186,7 @@ impl Interface for SpeechRecognizer {
             "SetEndOfSpeechOffset" => {}
             "SetWakeWordConfirmation" => {
                 let value: Value = directive.payload()?;
-                self.settings.wake_word_confirmation = value["wakeWordConfirmation"]
-                    .as_str()
-                    .unwrap_or("NONE")
-                    .into();
+                self.settings.wake_word_confirmation = value["wakeWordConfirmation"].as_str().unwrap_or("NONE").into();
                 self.save()?;
                 self.reply(
                     "WakeWordConfirmationChanged",
@@ -209,10 +195,7 @@ impl Interface for SpeechRecognizer {
             }
             "SetSpeechConfirmation" => {
                 let value: Value = directive.payload()?;
-                self.settings.speech_confirmation = value["speechConfirmation"]
-                    .as_str()
-                    .unwrap_or("NONE")
-                    .into();
+                self.settings.speech_confirmation = value["speechConfirmation"].as_str().unwrap_or("NONE").into();
                 self.save()?;
                 self.reply(
                     "SpeechConfirmationChanged",
@@ -227,31 +210,17 @@ impl Interface for SpeechRecognizer {
                 }
                 let set: SetWakeWords = directive.payload()?;
                 let supported = ["ALEXA"];
-                if let Some(unknown) = set
-                    .wake_words
-                    .iter()
-                    .find(|w| !supported.contains(&w.as_str()))
-                {
-                    self.reply(
-                        "WakeWordsReport",
-                        json!({"wakeWords": self.settings.wake_words}),
-                    )?;
+                if let Some(unknown) = set.wake_words.iter().find(|w| !supported.contains(&w.as_str())) {
+                    self.reply("WakeWordsReport", json!({"wakeWords": self.settings.wake_words}))?;
                     return Err(PluginError::unsupported(format!(
                         "wake word {unknown} is not supported by this device"
                     )));
                 }
                 self.settings.wake_words = set.wake_words;
                 self.save()?;
-                self.reply(
-                    "WakeWordsChanged",
-                    json!({"wakeWords": self.settings.wake_words}),
-                )?;
+                self.reply("WakeWordsChanged", json!({"wakeWords": self.settings.wake_words}))?;
             }
-            other => {
-                return Err(PluginError::unsupported(format!(
-                    "SpeechRecognizer 2.3 has no directive {other}"
-                )))
-            }
+            other => return Err(PluginError::unsupported(format!("SpeechRecognizer 2.3 has no directive {other}"))),
         }
         Ok(Handling::Completed)
     }
@@ -269,13 +238,13 @@ impl Interface for SpeechRecognizer {
     fn on_host_event(&mut self, kind: &str, payload: &str) -> Result<(), PluginError> {
         match kind {
             "user.recognize" => {
-                let request: UserRecognize = serde_json::from_str(payload)
-                    .map_err(|e| PluginError::invalid(format!("user.recognize: {e}")))?;
+                let request: UserRecognize =
+                    serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("user.recognize: {e}")))?;
                 self.recognize(request)
             }
             "media" => {
-                let event: MediaEvent = serde_json::from_str(payload)
-                    .map_err(|e| PluginError::invalid(format!("media: {e}")))?;
+                let event: MediaEvent =
+                    serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("media: {e}")))?;
                 if self.capture == Some(event.id) && event.state != "started" {
                     self.capture = None;
                     self.state = State::Idle;
@@ -291,16 +260,12 @@ impl Interface for SpeechRecognizer {
     }
 
     fn import_state(&mut self, state: Value) -> Result<(), PluginError> {
-        self.settings = serde_json::from_value(state)
-            .map_err(|e| PluginError::invalid(format!("state: {e}")))?;
+        self.settings = serde_json::from_value(state).map_err(|e| PluginError::invalid(format!("state: {e}")))?;
         Ok(())
     }
 }
 
-export_plugin!(
-    SpeechRecognizer,
-    "$CARGO_MANIFEST_DIR/../../schemas/SpeechRecognizer/2.3"
-);
+export_plugin!(SpeechRecognizer, "$CARGO_MANIFEST_DIR/../../schemas/SpeechRecognizer/2.3");
 
 #[cfg(test)]
 mod tests {
@@ -315,8 +280,8 @@ mod tests {
 
     #[test]
     fn settings_round_trip_through_export_and_import() {
-        let mut a = SpeechRecognizer::default();
-        a.settings.speech_confirmation = "TONE".into();
+        let settings = Settings { speech_confirmation: "TONE".into(), ..Settings::default() };
+        let a = SpeechRecognizer { settings, ..SpeechRecognizer::default() };
         let mut b = SpeechRecognizer::default();
         b.import_state(a.export_state()).unwrap();
         assert_eq!(b.settings, a.settings);

@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use avs_plugin_sdk::{
-    context_entry, export_plugin, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host,
-    Interface, Manifest, Medium, PluginError,
+    context_entry, export_plugin, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, Interface, Manifest,
+    Medium, PluginError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -103,9 +103,7 @@ impl Default for SpeechSynthesizer {
 
 impl SpeechSynthesizer {
     fn host(&self) -> Result<Host, PluginError> {
-        self.host
-            .clone()
-            .ok_or_else(|| PluginError::internal("not initialised"))
+        self.host.clone().ok_or_else(|| PluginError::internal("not initialised"))
     }
 
     /// Starts the next queued item: ask for the Dialog channel; playback starts when it is granted.
@@ -117,12 +115,7 @@ impl SpeechSynthesizer {
             self.host()?.release_focus(CHANNEL);
             return Ok(());
         };
-        self.current = Some(Current {
-            item,
-            media: None,
-            started: None,
-            interrupting: false,
-        });
+        self.current = Some(Current { item, media: None, started: None, interrupting: false });
         self.host()?.acquire_focus(CHANNEL)
     }
 
@@ -165,14 +158,7 @@ impl SpeechSynthesizer {
         } else {
             self.activity = Activity::Finished;
         }
-        host.complete_directive(
-            &current.item.message_id,
-            if current.interrupting {
-                Ok(())
-            } else {
-                outcome
-            },
-        );
+        host.complete_directive(&current.item.message_id, if current.interrupting { Ok(()) } else { outcome });
         self.start_next()
     }
 
@@ -202,10 +188,7 @@ impl SpeechSynthesizer {
 
     fn offset_ms(&self) -> u64 {
         match &self.current {
-            Some(Current {
-                started: Some(started),
-                ..
-            }) => started.elapsed().as_millis() as u64,
+            Some(Current { started: Some(started), .. }) => started.elapsed().as_millis() as u64,
             _ => self.last_offset_ms,
         }
     }
@@ -218,13 +201,8 @@ impl Interface for SpeechSynthesizer {
             version: "1.3".into(),
             plugin: env!("CARGO_PKG_NAME").into(),
             plugin_version: env!("CARGO_PKG_VERSION").into(),
-            directives: vec![DirectiveSpec::new("Speak")
-                .blocking(Medium::Audio)
-                .on_channel(CHANNEL)],
-            events: ["SpeechStarted", "SpeechFinished", "SpeechInterrupted"]
-                .into_iter()
-                .map(EventSpec::new)
-                .collect(),
+            directives: vec![DirectiveSpec::new("Speak").blocking(Medium::Audio).on_channel(CHANNEL)],
+            events: ["SpeechStarted", "SpeechFinished", "SpeechInterrupted"].into_iter().map(EventSpec::new).collect(),
             context: vec!["SpeechState".into()],
             configurations: None,
         }
@@ -237,17 +215,10 @@ impl Interface for SpeechSynthesizer {
 
     fn handle_directive(&mut self, directive: Directive<'_>) -> Result<Handling, PluginError> {
         if directive.name != "Speak" {
-            return Err(PluginError::unsupported(format!(
-                "SpeechSynthesizer 1.3 has no directive {}",
-                directive.name
-            )));
+            return Err(PluginError::unsupported(format!("SpeechSynthesizer 1.3 has no directive {}", directive.name)));
         }
         let speak: Speak = directive.payload()?;
-        let item = Item {
-            message_id: directive.message_id.into(),
-            token: speak.token,
-            url: speak.url,
-        };
+        let item = Item { message_id: directive.message_id.into(), token: speak.token, url: speak.url };
         match speak.play_behavior {
             PlayBehavior::ReplaceAll => {
                 self.drop_queue();
@@ -266,11 +237,7 @@ impl Interface for SpeechSynthesizer {
 
     fn cancel(&mut self, message_id: &str) -> Result<(), PluginError> {
         self.queue.retain(|item| item.message_id != message_id);
-        if self
-            .current
-            .as_ref()
-            .is_some_and(|c| c.item.message_id == message_id)
-        {
+        if self.current.as_ref().is_some_and(|c| c.item.message_id == message_id) {
             self.interrupt()?;
         }
         Ok(())
@@ -282,9 +249,7 @@ impl Interface for SpeechSynthesizer {
         }
         let host = self.host()?;
         match (focus, &mut self.current) {
-            (FocusState::Foreground, Some(current))
-                if current.media.is_none() && !current.interrupting =>
-            {
+            (FocusState::Foreground, Some(current)) if current.media.is_none() && !current.interrupting => {
                 match host.play(&current.item.url, &json!({})) {
                     Ok(media) => current.media = Some(media),
                     Err(e) => self.finish(Err(e.to_string()), 0)?,
@@ -301,16 +266,13 @@ impl Interface for SpeechSynthesizer {
         if kind != "media" {
             return Ok(());
         }
-        let event: MediaEvent = serde_json::from_str(payload)
-            .map_err(|e| PluginError::invalid(format!("media event: {e}")))?;
+        let event: MediaEvent =
+            serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("media event: {e}")))?;
         self.on_media(event)
     }
 
     fn context(&self) -> Vec<Value> {
-        let token = self
-            .current
-            .as_ref()
-            .map_or(self.last_token.as_str(), |c| c.item.token.as_str());
+        let token = self.current.as_ref().map_or(self.last_token.as_str(), |c| c.item.token.as_str());
         vec![context_entry(
             INTERFACE,
             "SpeechState",
@@ -330,10 +292,7 @@ impl SpeechSynthesizer {
     }
 }
 
-export_plugin!(
-    SpeechSynthesizer,
-    "$CARGO_MANIFEST_DIR/../../schemas/SpeechSynthesizer/1.3"
-);
+export_plugin!(SpeechSynthesizer, "$CARGO_MANIFEST_DIR/../../schemas/SpeechSynthesizer/1.3");
 
 #[cfg(test)]
 mod tests {
@@ -341,13 +300,10 @@ mod tests {
 
     #[test]
     fn play_behaviors_parse_and_default_to_replace_all() {
-        let speak: Speak =
-            serde_json::from_str(r#"{"url":"cid:a","format":"AUDIO_MPEG","token":"t"}"#).unwrap();
+        let speak: Speak = serde_json::from_str(r#"{"url":"cid:a","format":"AUDIO_MPEG","token":"t"}"#).unwrap();
         assert_eq!(speak.play_behavior, PlayBehavior::ReplaceAll);
-        let speak: Speak = serde_json::from_str(
-            r#"{"url":"cid:a","token":"t","playBehavior":"REPLACE_ENQUEUED"}"#,
-        )
-        .unwrap();
+        let speak: Speak =
+            serde_json::from_str(r#"{"url":"cid:a","token":"t","playBehavior":"REPLACE_ENQUEUED"}"#).unwrap();
         assert_eq!(speak.play_behavior, PlayBehavior::ReplaceEnqueued);
     }
 
@@ -359,13 +315,7 @@ mod tests {
         s.activity = Activity::Interrupted;
         s.last_offset_ms = 420;
         let payload = &s.context()[0]["payload"];
-        assert_eq!(
-            (
-                payload["token"].as_str(),
-                payload["offsetInMilliseconds"].as_u64()
-            ),
-            (Some("t9"), Some(420))
-        );
+        assert_eq!((payload["token"].as_str(), payload["offsetInMilliseconds"].as_u64()), (Some("t9"), Some(420)));
         assert_eq!(payload["playerActivity"], "INTERRUPTED");
     }
 }

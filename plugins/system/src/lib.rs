@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use avs_plugin_sdk::{
-    export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, LogLevel,
-    Manifest, PluginError,
+    export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, LogLevel, Manifest, PluginError,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -23,12 +22,7 @@ pub struct System {
 
 impl Default for System {
     fn default() -> Self {
-        System {
-            host: None,
-            last_activity: Instant::now(),
-            report_timer: None,
-            firmware_version: "1".into(),
-        }
+        System { host: None, last_activity: Instant::now(), report_timer: None, firmware_version: "1".into() }
     }
 }
 
@@ -40,9 +34,7 @@ struct DeviceInfo {
 
 impl System {
     fn host(&self) -> Result<&Host, PluginError> {
-        self.host
-            .as_ref()
-            .ok_or_else(|| PluginError::internal("not initialised"))
+        self.host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
     }
 
     fn inactive_seconds(&self) -> u64 {
@@ -52,19 +44,12 @@ impl System {
 
 /// SoftwareInfo wants a positive 32-bit integer, written as a string.
 fn valid_firmware_version(version: &str) -> bool {
-    version
-        .parse::<u32>()
-        .is_ok_and(|v| (1..=i32::MAX as u32).contains(&v))
+    version.parse::<u32>().is_ok_and(|v| (1..=i32::MAX as u32).contains(&v))
 }
 
 impl Interface for System {
     fn manifest() -> Manifest {
-        let directives = [
-            "ResetUserInactivity",
-            "SetEndpoint",
-            "RevokeAuthorization",
-            "ReportSoftwareInfo",
-        ];
+        let directives = ["ResetUserInactivity", "SetEndpoint", "RevokeAuthorization", "ReportSoftwareInfo"];
         Manifest {
             interface: "System".into(),
             version: "1.1".into(),
@@ -93,35 +78,21 @@ impl Interface for System {
         match directive.name {
             "ResetUserInactivity" => self.last_activity = Instant::now(),
             "ReportSoftwareInfo" => {
-                self.host()?.send_event(
-                    "SoftwareInfo",
-                    &json!({"firmwareVersion": self.firmware_version}),
-                )?;
+                self.host()?.send_event("SoftwareInfo", &json!({"firmwareVersion": self.firmware_version}))?;
             }
             "SetEndpoint" | "RevokeAuthorization" => {
-                self.host()?.log(
-                    LogLevel::Warn,
-                    &format!(
-                        "System.{} reached the plugin; the core handles it",
-                        directive.name
-                    ),
-                );
+                self.host()?
+                    .log(LogLevel::Warn, &format!("System.{} reached the plugin; the core handles it", directive.name));
             }
-            other => {
-                return Err(PluginError::unsupported(format!(
-                    "System 1.1 has no directive {other}"
-                )))
-            }
+            other => return Err(PluginError::unsupported(format!("System 1.1 has no directive {other}"))),
         }
         Ok(Handling::Completed)
     }
 
     fn on_timer(&mut self, timer: u64) -> Result<(), PluginError> {
         if Some(timer) == self.report_timer {
-            self.host()?.send_event(
-                "UserInactivityReport",
-                &json!({"inactiveTimeInSeconds": self.inactive_seconds()}),
-            )?;
+            self.host()?
+                .send_event("UserInactivityReport", &json!({"inactiveTimeInSeconds": self.inactive_seconds()}))?;
         }
         Ok(())
     }
@@ -130,8 +101,8 @@ impl Interface for System {
         match kind {
             "user.activity" => self.last_activity = Instant::now(),
             "device.info" => {
-                let info: DeviceInfo = serde_json::from_str(payload)
-                    .map_err(|e| PluginError::invalid(format!("device.info: {e}")))?;
+                let info: DeviceInfo =
+                    serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("device.info: {e}")))?;
                 if !valid_firmware_version(&info.firmware_version) {
                     return Err(PluginError::invalid(format!(
                         "firmware version {:?} is not a positive 32-bit integer as AVS requires",
@@ -170,19 +141,12 @@ mod tests {
 
     #[test]
     fn activity_resets_the_inactivity_clock() {
-        let mut system = System {
-            last_activity: Instant::now() - Duration::from_secs(7200),
-            ..System::default()
-        };
+        let mut system = System { last_activity: Instant::now() - Duration::from_secs(7200), ..System::default() };
         assert!(system.inactive_seconds() >= 7200);
         system.on_host_event("user.activity", "{}").unwrap();
         assert!(system.inactive_seconds() < 5);
-        assert!(system
-            .on_host_event("device.info", r#"{"firmwareVersion":"abc"}"#)
-            .is_err());
-        system
-            .on_host_event("device.info", r#"{"firmwareVersion":"42"}"#)
-            .unwrap();
+        assert!(system.on_host_event("device.info", r#"{"firmwareVersion":"abc"}"#).is_err());
+        system.on_host_event("device.info", r#"{"firmwareVersion":"42"}"#).unwrap();
         assert_eq!(system.firmware_version, "42");
     }
 }
