@@ -15,7 +15,7 @@ struct Cli {
 enum Command {
     /// Run the whole flow against an embedded avs-sim: link, publish capabilities, Recognize → Speak, SetVolume.
     Demo(cli::demo::DemoArgs),
-    /// Run the device runtime from configuration until Ctrl-C.
+    /// Run the device runtime from configuration until Ctrl-C or SIGTERM.
     Run(cli::run::RunArgs),
     /// Run avs-sim, the local AVS-compatible cloud, standalone.
     Sim(cli::sim::SimArgs),

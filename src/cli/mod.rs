@@ -25,3 +25,13 @@ pub fn default_plugin_dir() -> PathBuf {
         .and_then(|exe| exe.parent().map(|p| p.to_path_buf()))
         .unwrap_or_else(|| PathBuf::from("."))
 }
+
+/// Resolves on Ctrl-C or SIGTERM (what a service manager sends), whichever comes first.
+pub async fn stop_requested() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

@@ -25,7 +25,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     });
-    tokio::signal::ctrl_c().await?;
+    super::stop_requested().await?;
     eprintln!("shutting down…");
     runtime.shutdown().await;
     printer.abort();

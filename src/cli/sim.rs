@@ -32,7 +32,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     let sim = Sim::start(config).await?;
     println!("avs-sim listening on {} (CA certificate: {})", sim.base_url(), sim.ca_pem_path().display());
     println!("admin: {}/admin/events, /admin/capabilities, /admin/violations; Ctrl-C stops", sim.base_url());
-    tokio::signal::ctrl_c().await?;
+    super::stop_requested().await?;
     sim.shutdown().await;
     Ok(())
 }
