@@ -55,6 +55,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// An extra CA certificate (PEM) to trust, e.g. avs-sim's. Verification itself cannot be disabled.
     pub ca_file: Option<PathBuf>,
+    /// Public keys (hex files from `avs plugin keygen`) whose signatures make a plugin loadable.
+    pub plugin_trusted_keys: Vec<PathBuf>,
+    /// Development mode: load plugins without checking their signatures.
+    pub allow_unsigned_plugins: bool,
     /// `null`, or a directory receiving one file per played item.
     pub audio_sink: String,
 }
@@ -81,6 +85,8 @@ impl Config {
             plugins: Vec::new(),
             data_dir: PathBuf::from("avs-data"),
             ca_file: None,
+            plugin_trusted_keys: Vec::new(),
+            allow_unsigned_plugins: false,
             audio_sink: "null".into(),
         }
     }

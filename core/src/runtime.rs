@@ -19,7 +19,8 @@ use crate::https::HttpsClient;
 use crate::media::{AttachmentStore, Player, Sink};
 use crate::observe::{Observer, RuntimeEvent};
 use crate::plugins::services::{Hub, Timers};
-use crate::plugins::{CallTimeouts, PluginHost};
+use crate::plugins::signature::{SignatureError, TrustedKeys};
+use crate::plugins::{CallTimeouts, PluginHost, Trust};
 use crate::storage::Storage;
 use crate::transport::http2::Endpoint;
 use crate::transport::{Backoff, Inbound, Timing, Transport};
@@ -39,6 +40,8 @@ pub enum RuntimeError {
     Endpoint(#[from] transport::http2::Http2Error),
     #[error(transparent)]
     Plugins(std::io::Error),
+    #[error("plugin trust: {0}")]
+    Trust(#[from] crate::plugins::signature::SignatureError),
 }
 
 /// Knobs that are not device configuration: timing for tests and benchmarks.
@@ -109,7 +112,20 @@ impl Runtime {
             "locale": config.locale,
             "deviceSerialNumber": config.device_serial_number,
         });
-        let plugins = Arc::new(PluginHost::new(hub.clone(), options.call_timeouts, device_info, observer.clone()));
+        let trust = if config.allow_unsigned_plugins {
+            tracing::warn!(
+                "DEVELOPMENT MODE: plugin signatures are NOT checked (allow_unsigned_plugins = true); never ship this"
+            );
+            Trust::AllowUnsigned
+        } else {
+            let keys = TrustedKeys::load(&config.plugin_trusted_keys)?;
+            if keys.is_empty() {
+                return Err(SignatureError::NoTrustedKeys.into());
+            }
+            Trust::Signed(keys)
+        };
+        let plugins =
+            Arc::new(PluginHost::new(hub.clone(), options.call_timeouts, device_info, observer.clone(), trust));
         plugins.load_dir(&config.plugin_dir, &config.plugins).await.map_err(RuntimeError::Plugins)?;
 
         let sequencer = tokio::spawn(sequencer::run(sequencer_rx, events.clone(), observer.clone()));

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use avs_core::config::Config;
 use avs_core::observe::{Observer, RuntimeEvent};
+use avs_core::plugins::signature;
 use avs_core::runtime::{Runtime, RuntimeOptions};
 use avs_sim::{ReceivedEvent, Sim, SimConfig, SimHandle};
 use clap::Args;
@@ -69,7 +70,15 @@ async fn drive(
     config.ca_file = Some(sim.ca_pem_path());
     config.data_dir = device_dir.clone();
     config.audio_sink = device_dir.join("played").display().to_string();
-    config.plugin_dir = plugin_dir.unwrap_or_else(super::default_plugin_dir);
+    let (key, public) = signature::write_key_pair(&data_dir.join("keys"), "plugin-signing")?;
+    let built = plugin_dir.unwrap_or_else(super::default_plugin_dir);
+    let signed = signature::copy_and_sign(&built, &device_dir.join("plugins"), &key)?;
+    step(&format!(
+        "{} plugins signed with a freshly generated Ed25519 key (the runtime refuses unsigned ones)",
+        signed.len()
+    ));
+    config.plugin_dir = device_dir.join("plugins");
+    config.plugin_trusted_keys = vec![public];
 
     let observer = Observer::default();
     let mut events = observer.subscribe();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use avs_core::config::Config;
 use avs_core::observe::{Observer, RuntimeEvent};
+use avs_core::plugins::signature;
 use avs_core::runtime::{Runtime, RuntimeOptions};
 use avs_sim::{ReceivedEvent, Sim, SimConfig, SimHandle};
 use tokio::sync::broadcast;
@@ -110,6 +111,19 @@ impl Device {
     }
 }
 
+/// The plugins of `plugin_dir`, copied into the test's own dir and signed with a fresh key, as a device
+/// would receive them; returns the signed dir and the public key to trust.
+pub fn sign_plugins(dir: &tempfile::TempDir, plugin_dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let keys = dir.path().join("keys");
+    let (key, public) = match keys.join("plugin-signing.pub").exists() {
+        true => (keys.join("plugin-signing.key"), keys.join("plugin-signing.pub")),
+        false => signature::write_key_pair(&keys, "plugin-signing").unwrap(),
+    };
+    let signed = dir.path().join("signed-plugins");
+    signature::copy_and_sign(plugin_dir, &signed, &key).unwrap();
+    (signed, public)
+}
+
 pub fn device_config(sim: &SimHandle, dir: &tempfile::TempDir, plugin_dir: PathBuf) -> Config {
     let mut config = Config::defaults();
     config.endpoint = Some(sim.base_url());
@@ -118,7 +132,9 @@ pub fn device_config(sim: &SimHandle, dir: &tempfile::TempDir, plugin_dir: PathB
     config.ca_file = Some(sim.ca_pem_path());
     config.data_dir = dir.path().join("device");
     config.audio_sink = dir.path().join("played").display().to_string();
-    config.plugin_dir = plugin_dir;
+    let (signed, public) = sign_plugins(dir, &plugin_dir);
+    config.plugin_dir = signed;
+    config.plugin_trusted_keys = vec![public];
     config
 }
 

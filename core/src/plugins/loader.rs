@@ -11,7 +11,17 @@ use abi_stable::library::{lib_header_from_path, LibraryError};
 use avs_plugin_api::{Manifest, PluginBox, PluginModule_Ref};
 use serde_json::{Map, Value};
 
+use super::signature::{SignatureError, TrustedKeys};
 use crate::schema::{InterfaceSchemas, SchemaError};
+
+/// Which plugin files may be opened.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Only files whose detached signature verifies against one of these keys.
+    Signed(TrustedKeys),
+    /// Development mode: any file. Explicit in configuration and loud in the log.
+    AllowUnsigned,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -27,6 +37,8 @@ pub enum LoadError {
     Manifest { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
     Schema { path: PathBuf, source: SchemaError },
+    #[error("refused before loading: {0}")]
+    Signature(#[from] SignatureError),
 }
 
 /// A loaded, not yet initialised plugin instance and what it declared about itself.
@@ -43,8 +55,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
+/// Verifies (per `trust`), opens and instantiates a plugin library. Nothing of the file runs before the
+/// signature check passed.
+pub fn load(path: &Path, trust: &Trust) -> Result<LoadedPlugin, LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
+    if let Trust::Signed(keys) = trust {
+        keys.verify(path, &bytes)?;
+    }
     let sha256 = sha256_hex(&bytes);
     drop(bytes);
 
@@ -149,9 +166,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("libnot_a_plugin.so");
         std::fs::write(&path, b"this is not an ELF file").unwrap();
-        let err = load(&path).err().expect("must fail");
+        let err = load(&path, &Trust::AllowUnsigned).err().expect("must fail");
         assert!(matches!(err, LoadError::NotAPlugin { .. }), "{err}");
         assert!(err.to_string().contains("libnot_a_plugin.so"), "{err}");
+    }
+
+    #[test]
+    fn an_unsigned_file_is_refused_before_it_is_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, public) = super::super::signature::write_key_pair(dir.path(), "k").unwrap();
+        let path = dir.path().join("libunsigned.so");
+        std::fs::write(&path, b"whatever").unwrap();
+        let trust = Trust::Signed(TrustedKeys::load(&[public]).unwrap());
+        let err = load(&path, &trust).err().expect("must fail");
+        assert!(matches!(err, LoadError::Signature(_)), "{err}");
+        assert!(
+            err.to_string().contains("refused before loading") && err.to_string().contains("libunsigned.so"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod loader;
 pub(crate) mod services;
+pub mod signature;
 pub mod slot;
 
 use std::collections::{BTreeMap, HashSet};
@@ -11,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
-pub use loader::{LoadError, LoadedPlugin};
+pub use loader::{LoadError, LoadedPlugin, Trust};
 use services::{Hub, PluginServices, Timers};
 use slot::SlotCall;
 pub use slot::{CallTimeouts, FailureKind, PluginFailure, Slot};
@@ -37,12 +38,19 @@ pub struct PluginHost {
     timeouts: CallTimeouts,
     device_info: Value,
     observer: Observer,
+    trust: Trust,
 }
 
 impl PluginHost {
-    pub(crate) fn new(hub: Arc<Hub>, timeouts: CallTimeouts, device_info: Value, observer: Observer) -> Self {
+    pub(crate) fn new(
+        hub: Arc<Hub>,
+        timeouts: CallTimeouts,
+        device_info: Value,
+        observer: Observer,
+        trust: Trust,
+    ) -> Self {
         let timers = Arc::new(Timers::new(tokio::runtime::Handle::current()));
-        PluginHost { slots: RwLock::default(), hub, timers, timeouts, device_info, observer }
+        PluginHost { slots: RwLock::default(), hub, timers, timeouts, device_info, observer, trust }
     }
 
     /// Loads every plugin file of `dir` (or only those whose file stem is listed in `only`). A file that
@@ -71,8 +79,8 @@ impl PluginHost {
     /// Loads one plugin file, starts its slot and initialises it.
     pub async fn install(&self, path: &Path) -> Result<Arc<Slot>, InstallError> {
         let shown = path.display().to_string();
-        let owned = path.to_path_buf();
-        let loaded = tokio::task::spawn_blocking(move || loader::load(&owned)).await.map_err(|e| {
+        let (owned, trust) = (path.to_path_buf(), self.trust.clone());
+        let loaded = tokio::task::spawn_blocking(move || loader::load(&owned, &trust)).await.map_err(|e| {
             InstallError::Thread { path: shown.clone(), source: std::io::Error::other(e.to_string()) }
         })??;
         let interface = loaded.manifest.interface.clone();
