@@ -30,6 +30,18 @@ pub enum RuntimeEvent {
     CapabilitiesPublished {
         interfaces: Vec<(String, String)>,
     },
+    /// An OTA swap committed: `interface` now runs `to_version` from `path`.
+    PluginSwapped {
+        interface: String,
+        from_version: String,
+        to_version: String,
+        path: String,
+    },
+    PluginRolledBack {
+        interface: String,
+        to_version: String,
+        reason: String,
+    },
     Connected {
         connection: u64,
     },
@@ -48,10 +60,14 @@ pub enum RuntimeEvent {
         message_id: String,
         error: String,
     },
+    /// `plugin` is the library file of the version that handled it; `sequence` the place of its
+    /// execution among all directives plugins executed (`u64::MAX` if it never ran).
     DirectiveHandled {
         namespace: String,
         name: String,
         message_id: String,
+        plugin: String,
+        sequence: u64,
         outcome: Result<(), String>,
     },
     DirectiveDropped {
@@ -70,11 +86,16 @@ pub struct Observer {
 
 impl Default for Observer {
     fn default() -> Self {
-        Observer { tx: broadcast::channel(4096).0 }
+        Observer::with_capacity(4096)
     }
 }
 
 impl Observer {
+    /// `capacity` events are kept for a subscriber that falls behind before it misses some.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Observer { tx: broadcast::channel(capacity).0 }
+    }
+
     pub fn emit(&self, event: RuntimeEvent) {
         let _ = self.tx.send(event);
     }

@@ -128,7 +128,7 @@ impl Runtime {
             Arc::new(PluginHost::new(hub.clone(), options.call_timeouts, device_info, observer.clone(), trust));
         plugins.load_dir(&config.plugin_dir, &config.plugins).await.map_err(RuntimeError::Plugins)?;
 
-        let sequencer = tokio::spawn(sequencer::run(sequencer_rx, events.clone(), observer.clone()));
+        let sequencer = tokio::spawn(sequencer::run(sequencer_rx, plugins.clone(), events.clone(), observer.clone()));
         let (connection_tx, connection_rx) = mpsc::unbounded_channel();
         let router = Router::new(plugins.clone(), sequencer_tx, events, observer.clone(), connection_tx);
         let transport = Transport {
@@ -215,6 +215,13 @@ impl Supervisor {
             let mut running = tokio::spawn(transport.run(stop_rx));
             let (revoked, finished) = loop {
                 tokio::select! {
+                    // An OTA swap changed the interfaces: AVS must hear about it.
+                    _ = self.plugins.capabilities_changed() => {
+                        tokio::select! {
+                            _ = self.publish_capabilities() => continue,
+                            _ = crate::tasks::raised(&mut shutdown) => break (false, None),
+                        }
+                    }
                     _ = crate::tasks::raised(&mut shutdown) => break (false, None),
                     // The connection gave up by itself: the tokens are gone, link again.
                     result = &mut running => break (true, Some(result)),
@@ -273,8 +280,14 @@ impl Supervisor {
                 }
             }
             self.observer.emit(RuntimeEvent::Linked);
-            backoff.reset();
         }
+        self.publish_capabilities().await;
+    }
+
+    /// Publishes the capabilities of the loaded plugins unless exactly this document was published
+    /// last; retries until it succeeds.
+    async fn publish_capabilities(&self) {
+        let mut backoff = Backoff::default();
         let document = capabilities::document(&self.plugins.slots());
         let published = self.storage.get(CORE_NAMESPACE, PUBLISHED_KEY).ok().flatten();
         if published.as_deref() == Some(document.to_string().as_str()) {

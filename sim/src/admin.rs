@@ -1,5 +1,6 @@
 //! The admin surface over HTTP (the same operations as `SimHandle`), for poking a running `avs sim`
-//! by hand: push a directive, read what was received, approve a code.
+//! by hand: push a directive, read what was received, approve a code. It needs no token: the sim
+//! listens on loopback and these paths are not AVS's.
 
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -7,8 +8,11 @@ use h2::RecvStream;
 use http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::server::{read_body, reply_json};
-use crate::{avs, DownchannelMessage, Shared};
+use crate::downchannel::directive_parts;
+use crate::state::{DownchannelMessage, Shared};
+use crate::wire::{read_body, reply_json};
+
+const MAX_DIRECTIVE_BYTES: usize = 1 << 20;
 
 pub(crate) async fn route(
     shared: &Shared,
@@ -18,31 +22,32 @@ pub(crate) async fn route(
     let path = request.uri().path().to_string();
     let query = request.uri().query().unwrap_or("").to_string();
     let method = request.method().as_str().to_string();
-    let recorded = || shared.recorded.lock().unwrap_or_else(|e| e.into_inner());
     match (method.as_str(), path.as_str()) {
-        ("GET", "/admin/events") => reply_json(respond, StatusCode::OK, &json!(recorded().events)),
-        ("GET", "/admin/capabilities") => reply_json(respond, StatusCode::OK, &json!(recorded().capabilities)),
-        ("GET", "/admin/violations") => reply_json(respond, StatusCode::OK, &json!(recorded().violations)),
-        ("GET", "/admin/deviations") => reply_json(respond, StatusCode::OK, &json!(recorded().deviations)),
+        ("GET", "/admin/events") => reply_json(respond, StatusCode::OK, &json!(shared.recorded().events)),
+        ("GET", "/admin/capabilities") => reply_json(respond, StatusCode::OK, &json!(shared.recorded().capabilities)),
+        ("GET", "/admin/violations") => reply_json(respond, StatusCode::OK, &json!(shared.recorded().violations)),
+        ("GET", "/admin/deviations") => reply_json(respond, StatusCode::OK, &json!(shared.recorded().deviations)),
         ("POST", "/admin/directive") => {
-            let body = read_body(&mut request.into_body(), 1 << 20).await?;
+            let body = match read_body(&mut request.into_body(), MAX_DIRECTIVE_BYTES).await {
+                Ok(body) => body,
+                Err(e) => return e.reply(respond),
+            };
             let directive: Value = match serde_json::from_slice(&body) {
                 Ok(directive) => directive,
                 Err(e) => {
                     return reply_json(respond, StatusCode::BAD_REQUEST, &json!({"error": format!("not JSON: {e}")}))
                 }
             };
-            let parts = avs::directive_parts(&directive, &[]);
+            let parts = directive_parts(&directive, &[]);
             let delivered = shared.broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()));
-            reply_json(respond, StatusCode::OK, &json!({"downchannels": delivered}))
+            reply_json(respond, StatusCode::OK, &json!({ "downchannels": delivered }))
         }
         ("POST", "/admin/approve") => {
             let user_code =
                 form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "user_code").map(|(_, v)| v.into_owned());
-            let approved =
-                user_code.is_some_and(|code| shared.lwa.lock().unwrap_or_else(|e| e.into_inner()).approve(&code));
+            let approved = user_code.is_some_and(|code| shared.lwa().approve(&code));
             let status = if approved { StatusCode::OK } else { StatusCode::NOT_FOUND };
-            reply_json(respond, status, &json!({"approved": approved}))
+            reply_json(respond, status, &json!({ "approved": approved }))
         }
         _ => reply_json(respond, StatusCode::NOT_FOUND, &json!({"error": format!("no admin route {method} {path}")})),
     }

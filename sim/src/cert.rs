@@ -60,13 +60,9 @@ fn generate(dir: &Path) -> Result<(), SimError> {
     let server_cert = server_params.signed_by(&server_key, &issuer).map_err(tls)?;
 
     write(dir, CA, &ca_cert.pem(), false)?;
-    write(dir, CA_KEY, &issuer_key_pem(&issuer), true)?;
+    write(dir, CA_KEY, &issuer.key().serialize_pem(), true)?;
     write(dir, SERVER, &server_cert.pem(), false)?;
     write(dir, SERVER_KEY, &server_key.serialize_pem(), true)
-}
-
-fn issuer_key_pem(issuer: &Issuer<'_, KeyPair>) -> String {
-    issuer.key().serialize_pem()
 }
 
 fn write(dir: &Path, name: &str, contents: &str, secret: bool) -> Result<(), SimError> {

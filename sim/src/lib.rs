@@ -6,23 +6,31 @@
 //! sends against the workspace's JSON Schemas and records what it received.
 
 mod admin;
-mod avs;
+mod capabilities;
 mod cert;
+mod dialog;
+mod downchannel;
+mod events;
 mod lwa;
+mod routes;
+mod schemas;
 mod server;
-mod validate;
+mod state;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use state::{DownchannelMessage, Recorded, Shared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -60,7 +68,8 @@ pub struct SimConfig {
     pub code_pair_lifetime: Duration,
     /// The polling interval LWA asks for; polling faster gets `slow_down`.
     pub poll_interval: Duration,
-    /// The scripted dialog answers a Recognize with Speak and then ExpectSpeech.
+    /// The scripted dialog answers a Recognize with Speak and then ExpectSpeech (changeable while running
+    /// with [`SimHandle::set_expect_speech_after_speak`]).
     pub expect_speech_after_speak: bool,
     /// The ExpectSpeech timeout it asks for.
     pub expect_speech_timeout: Duration,
@@ -103,50 +112,6 @@ pub struct Violation {
     pub error: String,
 }
 
-#[derive(Default)]
-pub(crate) struct Recorded {
-    pub events: Vec<ReceivedEvent>,
-    pub capabilities: Vec<Value>,
-    pub violations: Vec<Violation>,
-    pub deviations: Vec<String>,
-}
-
-pub(crate) enum DownchannelMessage {
-    Data(Bytes),
-    End,
-}
-
-pub(crate) struct Shared {
-    pub config: SimConfig,
-    pub recorded: Mutex<Recorded>,
-    pub changed: Notify,
-    pub lwa: Mutex<lwa::Lwa>,
-    pub downchannels: Mutex<Vec<mpsc::UnboundedSender<DownchannelMessage>>>,
-    pub downchannels_opened: AtomicUsize,
-    pub connections: AtomicU64,
-    pub schemas: validate::Schemas,
-}
-
-impl Shared {
-    pub(crate) fn record(&self, f: impl FnOnce(&mut Recorded)) {
-        f(&mut self.recorded.lock().unwrap_or_else(|e| e.into_inner()));
-        self.changed.notify_waiters();
-    }
-
-    pub(crate) fn deviation(&self, what: impl Into<String>) {
-        let what = what.into();
-        tracing::debug!("client deviation: {what}");
-        self.record(|r| r.deviations.push(what));
-    }
-
-    /// Sends bytes on every open downchannel; returns how many received them.
-    pub(crate) fn broadcast_downchannel(&self, message: impl Fn() -> DownchannelMessage) -> usize {
-        let mut channels = self.downchannels.lock().unwrap_or_else(|e| e.into_inner());
-        channels.retain(|tx| tx.send(message()).is_ok());
-        channels.len()
-    }
-}
-
 pub struct Sim;
 
 impl Sim {
@@ -156,16 +121,7 @@ impl Sim {
             .await
             .map_err(|source| SimError::Listen { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| SimError::Listen { addr: config.listen, source })?;
-        let shared = Arc::new(Shared {
-            lwa: Mutex::new(lwa::Lwa::default()),
-            recorded: Mutex::default(),
-            changed: Notify::new(),
-            downchannels: Mutex::default(),
-            downchannels_opened: AtomicUsize::new(0),
-            connections: AtomicU64::new(0),
-            schemas: validate::Schemas::load(),
-            config,
-        });
+        let shared = Arc::new(Shared::new(config));
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, tls, shared.clone(), stopped));
         tracing::info!("avs-sim listening on https://localhost:{}", addr.port());
@@ -204,9 +160,14 @@ impl SimHandle {
         &self.inner.shared
     }
 
+    /// Scripts the dialog: whether the next Recognize answers end with an ExpectSpeech.
+    pub fn set_expect_speech_after_speak(&self, expect: bool) {
+        self.shared().expect_speech_after_speak.store(expect, Ordering::Relaxed);
+    }
+
     /// Pushes a directive (and its attachments) on every open downchannel; returns how many got it.
     pub fn push_directive(&self, directive: Value, attachments: Vec<(String, Bytes)>) -> usize {
-        let parts = avs::directive_parts(&directive, &attachments);
+        let parts = downchannel::directive_parts(&directive, &attachments);
         self.shared().broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()))
     }
 
@@ -216,7 +177,7 @@ impl SimHandle {
     }
 
     pub fn events(&self) -> Vec<ReceivedEvent> {
-        self.shared().recorded.lock().unwrap_or_else(|e| e.into_inner()).events.clone()
+        self.shared().recorded().events.clone()
     }
 
     /// The first received event (from the start) matching `pred`, waiting for it up to `timeout`.
@@ -228,8 +189,22 @@ impl SimHandle {
         self.wait_until(timeout, |r| r.events.iter().find(|e| pred(e)).cloned()).await
     }
 
+    /// Waits until `count` received events match `pred`; returns them in the order received.
+    pub async fn wait_for_events(
+        &self,
+        pred: impl Fn(&ReceivedEvent) -> bool,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedEvent>, SimError> {
+        self.wait_until(timeout, |r| {
+            let matching: Vec<&ReceivedEvent> = r.events.iter().filter(|e| pred(e)).collect();
+            (matching.len() >= count).then(|| matching.into_iter().cloned().collect())
+        })
+        .await
+    }
+
     pub fn capability_documents(&self) -> Vec<Value> {
-        self.shared().recorded.lock().unwrap_or_else(|e| e.into_inner()).capabilities.clone()
+        self.shared().recorded().capabilities.clone()
     }
 
     /// Waits until at least `n` capability documents were published; returns the latest.
@@ -244,7 +219,7 @@ impl SimHandle {
             let changed = self.shared().changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(found) = check(&self.shared().recorded.lock().unwrap_or_else(|e| e.into_inner())) {
+            if let Some(found) = check(&self.shared().recorded()) {
                 return Ok(found);
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
@@ -254,26 +229,26 @@ impl SimHandle {
     }
 
     pub fn violations(&self) -> Vec<Violation> {
-        self.shared().recorded.lock().unwrap_or_else(|e| e.into_inner()).violations.clone()
+        self.shared().recorded().violations.clone()
     }
 
     pub fn deviations(&self) -> Vec<String> {
-        self.shared().recorded.lock().unwrap_or_else(|e| e.into_inner()).deviations.clone()
+        self.shared().recorded().deviations.clone()
     }
 
     /// Approves a pending code pair, as the user entering it would; false if there is no such code.
     pub fn approve(&self, user_code: &str) -> bool {
-        self.shared().lwa.lock().unwrap_or_else(|e| e.into_inner()).approve(user_code)
+        self.shared().lwa().approve(user_code)
     }
 
     /// Every access token issued so far becomes invalid: the next AVS request gets a 403.
     pub fn expire_access_tokens(&self) {
-        self.shared().lwa.lock().unwrap_or_else(|e| e.into_inner()).expire_access_tokens();
+        self.shared().lwa().expire_access_tokens();
     }
 
     /// Every refresh token is revoked: the next refresh gets `invalid_grant`.
     pub fn revoke_refresh_tokens(&self) {
-        self.shared().lwa.lock().unwrap_or_else(|e| e.into_inner()).revoke_refresh_tokens();
+        self.shared().lwa().revoke_refresh_tokens();
     }
 
     /// Ends every open downchannel stream, as AVS does now and then; the client must reconnect.

@@ -10,8 +10,9 @@ use h2::RecvStream;
 use http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::server::{read_body, reply_json};
-use crate::{Approval, Shared};
+use crate::state::Shared;
+use crate::wire::{read_body, reply_json, BodyError};
+use crate::Approval;
 
 struct CodePair {
     user_code: String,
@@ -66,7 +67,7 @@ fn error(respond: SendResponse<Bytes>, error: &str, description: &str) -> Result
 }
 
 /// The request's parameters: form-encoded as documented, JSON tolerated (and counted).
-async fn params(shared: &Shared, request: Request<RecvStream>) -> Result<HashMap<String, String>, h2::Error> {
+async fn params(shared: &Shared, request: Request<RecvStream>) -> Result<HashMap<String, String>, BodyError> {
     let content_type = request
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -94,7 +95,10 @@ pub(crate) async fn code_pair(
     request: Request<RecvStream>,
     respond: SendResponse<Bytes>,
 ) -> Result<(), h2::Error> {
-    let params = params(shared, request).await?;
+    let params = match params(shared, request).await {
+        Ok(params) => params,
+        Err(e) => return e.reply(respond),
+    };
     if params.get("response_type").map(String::as_str) != Some("device_code") {
         return error(respond, "invalid_request", "response_type must be device_code");
     }
@@ -113,7 +117,7 @@ pub(crate) async fn code_pair(
     }
     let user_code: String = uuid::Uuid::new_v4().simple().to_string()[..6].to_ascii_uppercase();
     let device_code = uuid::Uuid::new_v4().to_string();
-    shared.lwa.lock().unwrap_or_else(|e| e.into_inner()).pairs.push(CodePair {
+    shared.lwa().pairs.push(CodePair {
         user_code: user_code.clone(),
         device_code: device_code.clone(),
         issued: Instant::now(),
@@ -139,10 +143,13 @@ pub(crate) async fn token(
     request: Request<RecvStream>,
     respond: SendResponse<Bytes>,
 ) -> Result<(), h2::Error> {
-    let params = params(shared, request).await?;
+    let params = match params(shared, request).await {
+        Ok(params) => params,
+        Err(e) => return e.reply(respond),
+    };
     let config = &shared.config;
     let answer = {
-        let mut lwa = shared.lwa.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lwa = shared.lwa();
         match params.get("grant_type").map(String::as_str) {
             Some("device_code") => {
                 let device_code = params.get("device_code").cloned().unwrap_or_default();
@@ -171,6 +178,9 @@ pub(crate) async fn token(
             }
             Some("refresh_token") => {
                 let refresh = params.get("refresh_token").cloned().unwrap_or_default();
+                if params.get("client_id").is_none_or(|c| c.is_empty()) {
+                    shared.deviation("refresh_token grant without client_id");
+                }
                 if !lwa.refresh.contains(&refresh) {
                     return error(respond, "invalid_grant", "the refresh token is invalid or revoked");
                 }

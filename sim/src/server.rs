@@ -1,23 +1,32 @@
-//! Accepting connections: TLS (ALPN h2), the HTTP/2 handshake, and one task per stream, all owned by
-//! the server task so that shutting the sim down ends every one of them.
+//! Accepting connections: TLS (ALPN h2), the HTTP/2 handshake, and one task per stream. The accept
+//! loop owns the connection tasks and each connection owns its stream tasks, so stopping the sim ends
+//! every one of them.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use h2::server::SendResponse;
-use h2::RecvStream;
-use http::{Request, Response, StatusCode};
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::{admin, avs, lwa, Shared};
+use crate::routes;
+use crate::state::Shared;
 
 /// AVS allows a device ten concurrent streams (the downchannel is one of them).
 const MAX_CONCURRENT_STREAMS: u32 = 10;
+/// How long a stopping sim waits for its GOAWAY to reach a client before dropping the connection.
+const GOAWAY_FLUSH: Duration = Duration::from_secs(1);
+
+/// One client connection, as events see it.
+pub(crate) struct Connection {
+    /// 1, 2, … in the order connections were accepted.
+    pub id: u64,
+    /// Events received on this connection so far.
+    pub events: AtomicU64,
+}
 
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -32,40 +41,57 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
                     let id = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
-                    connections.spawn(connection(tcp, acceptor.clone(), shared.clone(), id));
+                    connections.spawn(connection(tcp, acceptor.clone(), shared.clone(), id, stop.clone()));
                 }
                 Err(e) => tracing::warn!("accept: {e}"),
             },
             Some(_) = connections.join_next() => {}
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stopped(&mut stop) => break,
         }
     }
-    connections.shutdown().await;
+    drop(listener);
+    // Each connection sees the stop too and says GOAWAY; this only waits for them to finish.
+    while connections.join_next().await.is_some() {}
 }
 
-async fn connection(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>, id: u64) {
+/// Resolves once the sim is stopping: asked to, or every handle is gone.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard wait_for returns must not live across the caller's awaits.
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+async fn connection(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    id: u64,
+    mut stop: watch::Receiver<bool>,
+) {
     let _ = tcp.set_nodelay(true);
-    let tls = match acceptor.accept(tcp).await {
-        Ok(tls) => tls,
-        Err(e) => return tracing::debug!(connection = id, "TLS handshake failed: {e}"),
+    let handshake = async {
+        let tls = acceptor.accept(tcp).await.map_err(|e| format!("TLS handshake: {e}"))?;
+        h2::server::Builder::new()
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .initial_window_size(1 << 20)
+            .initial_connection_window_size(4 << 20)
+            .handshake(tls)
+            .await
+            .map_err(|e| format!("HTTP/2 handshake: {e}"))
     };
-    let handshake = h2::server::Builder::new()
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .initial_window_size(1 << 20)
-        .initial_connection_window_size(4 << 20)
-        .handshake(tls)
-        .await;
-    let mut h2 = match handshake {
-        Ok(h2) => h2,
-        Err(e) => return tracing::debug!(connection = id, "HTTP/2 handshake failed: {e}"),
+    let mut h2 = tokio::select! {
+        handshake = handshake => match handshake {
+            Ok(h2) => h2,
+            Err(e) => return tracing::debug!(connection = id, "{e}"),
+        },
+        _ = stopped(&mut stop) => return,
     };
-    let connection = Arc::new(avs::Connection::new(id));
+    let connection = Arc::new(Connection { id, events: AtomicU64::new(0) });
     let mut streams = JoinSet::new();
     loop {
         tokio::select! {
             request = h2.accept() => match request {
                 Some(Ok((request, respond))) => {
-                    streams.spawn(route(shared.clone(), connection.clone(), request, respond));
+                    streams.spawn(routes::route(shared.clone(), connection.clone(), request, respond));
                 }
                 Some(Err(e)) => {
                     tracing::debug!(connection = id, "connection error: {e}");
@@ -74,71 +100,14 @@ async fn connection(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>, 
                 None => break,
             },
             Some(_) = streams.join_next() => {}
+            _ = stopped(&mut stop) => {
+                // Open streams (downchannels) are reset; the GOAWAY tells the client not to retry here.
+                streams.shutdown().await;
+                h2.abrupt_shutdown(h2::Reason::NO_ERROR);
+                let _ = tokio::time::timeout(GOAWAY_FLUSH, async { while let Some(Ok(_)) = h2.accept().await {} }).await;
+                return;
+            }
         }
     }
     streams.shutdown().await;
-}
-
-async fn route(
-    shared: Arc<Shared>,
-    connection: Arc<avs::Connection>,
-    request: Request<RecvStream>,
-    respond: SendResponse<Bytes>,
-) {
-    let path = request.uri().path().to_string();
-    let method = request.method().clone();
-    let result = match (method.as_str(), path.as_str()) {
-        ("POST", "/auth/O2/create/codepair") => lwa::code_pair(&shared, request, respond).await,
-        ("POST", "/auth/O2/token") => lwa::token(&shared, request, respond).await,
-        ("GET", "/v20160207/directives") => avs::downchannel(&shared, &connection, request, respond).await,
-        ("POST", "/v20160207/events") => avs::event(&shared, &connection, request, respond).await,
-        ("GET", "/ping") => avs::ping(&shared, request, respond).await,
-        ("PUT", "/v1/devices/@self/capabilities") => avs::capabilities(&shared, request, respond).await,
-        (_, p) if p.starts_with("/admin/") => admin::route(&shared, request, respond).await,
-        _ => reply(respond, StatusCode::NOT_FOUND, "text/plain", Bytes::from(format!("no route for {method} {path}"))),
-    };
-    if let Err(e) = result {
-        tracing::debug!("{method} {path}: {e}");
-    }
-}
-
-/// A complete response with a body (or none).
-pub(crate) fn reply(
-    mut respond: SendResponse<Bytes>,
-    status: StatusCode,
-    content_type: &str,
-    body: Bytes,
-) -> Result<(), h2::Error> {
-    let mut response = Response::builder().status(status);
-    if !body.is_empty() {
-        response = response.header(http::header::CONTENT_TYPE, content_type);
-    }
-    let response = response.body(()).expect("static response parts are valid");
-    let mut stream = respond.send_response(response, body.is_empty())?;
-    if !body.is_empty() {
-        stream.send_data(body, true)?;
-    }
-    Ok(())
-}
-
-pub(crate) fn reply_json(
-    respond: SendResponse<Bytes>,
-    status: StatusCode,
-    json: &serde_json::Value,
-) -> Result<(), h2::Error> {
-    reply(respond, status, "application/json", Bytes::from(json.to_string()))
-}
-
-/// Reads a whole (small) request body.
-pub(crate) async fn read_body(body: &mut RecvStream, limit: usize) -> Result<Bytes, h2::Error> {
-    let mut all = BytesMut::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk?;
-        let _ = body.flow_control().release_capacity(chunk.len());
-        if all.len() + chunk.len() > limit {
-            return Err(h2::Error::from(h2::Reason::REFUSED_STREAM));
-        }
-        all.extend_from_slice(&chunk);
-    }
-    Ok(all.freeze())
 }

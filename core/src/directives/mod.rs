@@ -77,7 +77,7 @@ impl Router {
         if let Err(why) = checked {
             return self.reject(&directive, "UNEXPECTED_INFORMATION_RECEIVED", why);
         }
-        self.sequencer.send(SequencerInput::Directive(Routed { directive: Arc::new(directive), slot, blocking }));
+        self.sequencer.send(SequencerInput::Directive(Routed { directive: Arc::new(directive), blocking }));
     }
 
     fn reject(&self, directive: &DirectiveMessage, error_type: &str, why: String) {

@@ -20,12 +20,12 @@ use tokio::task::JoinSet;
 use super::DirectiveMessage;
 use crate::events::{exception_encountered, EventSender};
 use crate::observe::{Observer, RuntimeEvent};
-use crate::plugins::slot::{PluginFailure, Slot, SlotCall};
+use crate::plugins::slot::{Executed, PluginFailure, Slot, SlotCall};
+use crate::plugins::PluginHost;
 
 /// A directive that passed routing and validation, with its plugin's blocking policy.
 pub(crate) struct Routed {
     pub directive: Arc<DirectiveMessage>,
-    pub slot: Arc<Slot>,
     pub blocking: bool,
 }
 
@@ -49,35 +49,55 @@ pub(crate) fn channel() -> (SequencerSender, mpsc::UnboundedReceiver<SequencerIn
     (SequencerSender(tx), rx)
 }
 
+/// A directive handed to a plugin, with the slot that got it. The slot is looked up when the
+/// directive is dispatched, not when it was routed: across an OTA swap, what is dispatched after the
+/// swap runs on the new version.
+struct Dispatched {
+    routed: Routed,
+    slot: Arc<Slot>,
+}
+
 struct InFlight {
-    routed: Arc<Routed>,
+    dispatched: Arc<Dispatched>,
+    /// Set once the plugin ran it.
+    sequence: u64,
     /// The plugin returned `Pending`: waiting for its completion.
     pending: bool,
 }
 
 struct Handled {
-    routed: Arc<Routed>,
+    dispatched: Arc<Dispatched>,
     in_dialog: bool,
+    sequence: u64,
     result: Result<Handling, PluginFailure>,
 }
 
 struct Sequencer {
+    plugins: Arc<PluginHost>,
     events: EventSender,
     observer: Observer,
     current_dialog: Option<String>,
     queue: VecDeque<Routed>,
     in_flight: Option<InFlight>,
     calls: JoinSet<Handled>,
+    rollbacks: JoinSet<()>,
 }
 
-pub(crate) async fn run(mut inputs: mpsc::UnboundedReceiver<SequencerInput>, events: EventSender, observer: Observer) {
+pub(crate) async fn run(
+    mut inputs: mpsc::UnboundedReceiver<SequencerInput>,
+    plugins: Arc<PluginHost>,
+    events: EventSender,
+    observer: Observer,
+) {
     let mut s = Sequencer {
+        plugins,
         events,
         observer,
         current_dialog: None,
         queue: VecDeque::new(),
         in_flight: None,
         calls: JoinSet::new(),
+        rollbacks: JoinSet::new(),
     };
     loop {
         tokio::select! {
@@ -92,60 +112,76 @@ pub(crate) async fn run(mut inputs: mpsc::UnboundedReceiver<SequencerInput>, eve
                     s.handled(handled);
                 }
             }
+            Some(_) = s.rollbacks.join_next() => {}
         }
     }
     s.calls.abort_all();
+    s.rollbacks.abort_all();
 }
 
 impl Sequencer {
     fn submit(&mut self, routed: Routed) {
         match routed.directive.dialog_request_id() {
-            None => self.dispatch(Arc::new(routed), false),
+            None => self.dispatch(routed, false),
             Some(dialog) if Some(dialog) == self.current_dialog.as_deref() => {
                 self.queue.push_back(routed);
                 self.pump();
             }
-            Some(_) => self.drop_directive(&routed, "belongs to a dialog that is not the current one"),
+            Some(_) => self.drop_directive(&routed.directive, "belongs to a dialog that is not the current one"),
         }
     }
 
-    fn dispatch(&mut self, routed: Arc<Routed>, in_dialog: bool) {
+    fn dispatch(&mut self, routed: Routed, in_dialog: bool) {
+        let Some(slot) = self.plugins.slot(routed.directive.namespace()) else {
+            return self.drop_directive(&routed.directive, "its interface is no longer loaded");
+        };
+        let dispatched = Arc::new(Dispatched { routed, slot });
         if in_dialog {
-            self.in_flight = Some(InFlight { routed: routed.clone(), pending: false });
+            self.in_flight = Some(InFlight { dispatched: dispatched.clone(), sequence: u64::MAX, pending: false });
         }
+        // Queued before the task starts: spawned tasks may run in any order, the slot's queue may not.
+        let answer = dispatched.slot.submit(dispatched.routed.directive.clone());
         self.calls.spawn(async move {
-            let result = routed.slot.handle(routed.directive.clone()).await;
-            Handled { routed, in_dialog, result }
+            let Executed { sequence, result } = dispatched.slot.outcome(answer).await;
+            Handled { dispatched, in_dialog, sequence, result }
         });
     }
 
     /// Starts the next directive of the current dialog unless one is still running.
     fn pump(&mut self) {
-        if self.in_flight.is_none() {
-            if let Some(next) = self.queue.pop_front() {
-                self.dispatch(Arc::new(next), true);
-            }
+        while self.in_flight.is_none() {
+            let Some(next) = self.queue.pop_front() else { return };
+            self.dispatch(next, true);
         }
     }
 
     fn is_in_flight(&self, message_id: &str) -> bool {
-        self.in_flight.as_ref().is_some_and(|f| f.routed.directive.message_id() == message_id)
+        self.in_flight.as_ref().is_some_and(|f| f.dispatched.routed.directive.message_id() == message_id)
     }
 
-    fn handled(&mut self, Handled { routed, in_dialog, result }: Handled) {
-        let directive = &routed.directive;
+    fn handled(&mut self, Handled { dispatched, in_dialog, sequence, result }: Handled) {
+        if let Some(interface) = self.plugins.probation_failed(&dispatched.slot) {
+            let plugins = self.plugins.clone();
+            self.rollbacks.spawn(async move {
+                if let Err(e) = plugins.rollback(&interface, "a directive failed during probation").await {
+                    tracing::error!("OTA rollback of {interface}: {e}");
+                }
+            });
+        }
+        let directive = &dispatched.routed.directive;
         let current = in_dialog && self.is_in_flight(directive.message_id());
         if in_dialog && !current {
             return; // cancelled by a new dialog while it ran; already reported
         }
         match result {
-            Ok(Handling::Pending) if current && routed.blocking => {
+            Ok(Handling::Pending) if current && dispatched.routed.blocking => {
                 if let Some(flight) = &mut self.in_flight {
                     flight.pending = true;
+                    flight.sequence = sequence;
                 }
                 return;
             }
-            Ok(_) => self.report(directive, Ok(())),
+            Ok(_) => self.report(&dispatched, sequence, Ok(())),
             Err(failure) => {
                 tracing::warn!(directive = %format!("{}.{}", directive.namespace(), directive.name()), "{failure}");
                 self.events.send(exception_encountered(
@@ -153,7 +189,7 @@ impl Sequencer {
                     failure.kind.avs_error_type(),
                     &failure.to_string(),
                 ));
-                self.report(directive, Err(failure.to_string()));
+                self.report(&dispatched, sequence, Err(failure.to_string()));
                 if current {
                     self.scrub("a directive before it failed");
                 }
@@ -166,12 +202,16 @@ impl Sequencer {
     }
 
     fn completed(&mut self, message_id: &str, outcome: Result<(), String>) {
-        if !self.in_flight.as_ref().is_some_and(|f| f.pending && f.routed.directive.message_id() == message_id) {
+        if !self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.pending && f.dispatched.routed.directive.message_id() == message_id)
+        {
             return;
         }
         if let Some(flight) = self.in_flight.take() {
             let failed = outcome.is_err();
-            self.report(&flight.routed.directive, outcome);
+            self.report(&flight.dispatched, flight.sequence, outcome);
             if failed {
                 self.scrub("a directive before it failed");
             }
@@ -181,9 +221,9 @@ impl Sequencer {
 
     fn new_dialog(&mut self, dialog: String) {
         if let Some(flight) = self.in_flight.take() {
-            let directive = &flight.routed.directive;
-            flight.routed.slot.post(SlotCall::Cancel(directive.message_id().to_string()));
-            self.report(directive, Err("cancelled by a new dialog".into()));
+            let directive = &flight.dispatched.routed.directive;
+            flight.dispatched.slot.post(SlotCall::Cancel(directive.message_id().to_string()));
+            self.report(&flight.dispatched, flight.sequence, Err("cancelled by a new dialog".into()));
         }
         self.scrub("a new dialog started");
         self.current_dialog = Some(dialog);
@@ -191,12 +231,11 @@ impl Sequencer {
 
     fn scrub(&mut self, why: &str) {
         for routed in std::mem::take(&mut self.queue) {
-            self.drop_directive(&routed, &format!("cancelled: {why}"));
+            self.drop_directive(&routed.directive, &format!("cancelled: {why}"));
         }
     }
 
-    fn drop_directive(&self, routed: &Routed, reason: &str) {
-        let d = &routed.directive;
+    fn drop_directive(&self, d: &DirectiveMessage, reason: &str) {
         tracing::debug!(directive = %format!("{}.{}", d.namespace(), d.name()), message_id = d.message_id(), "dropped: {reason}");
         self.observer.emit(RuntimeEvent::DirectiveDropped {
             namespace: d.namespace().into(),
@@ -206,11 +245,14 @@ impl Sequencer {
         });
     }
 
-    fn report(&self, d: &DirectiveMessage, outcome: Result<(), String>) {
+    fn report(&self, dispatched: &Dispatched, sequence: u64, outcome: Result<(), String>) {
+        let d = &dispatched.routed.directive;
         self.observer.emit(RuntimeEvent::DirectiveHandled {
             namespace: d.namespace().into(),
             name: d.name().into(),
             message_id: d.message_id().into(),
+            plugin: dispatched.slot.path.display().to_string(),
+            sequence,
             outcome,
         });
     }

@@ -5,6 +5,7 @@ pub mod loader;
 pub(crate) mod services;
 pub mod signature;
 pub mod slot;
+mod swap;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -23,16 +24,28 @@ use crate::observe::{Observer, RuntimeEvent};
 pub enum InstallError {
     #[error(transparent)]
     Load(#[from] LoadError),
-    #[error("{path}: {interface} is already provided by {other}")]
-    Duplicate { path: String, interface: String, other: String },
+    #[error("{path}: {reason}")]
+    Refused { path: String, reason: String },
     #[error("{path}: cannot start the plugin's thread: {source}")]
     Thread { path: String, source: std::io::Error },
     #[error("{path}: init failed: {failure}")]
     Init { path: String, failure: PluginFailure },
 }
 
+pub use swap::{SwapError, SwapReport};
+
 pub struct PluginHost {
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
+    /// Per interface, the version an OTA swap replaced: parked, still initialised, for rollback.
+    previous: RwLock<BTreeMap<String, Arc<Slot>>>,
+    /// Interfaces in probation after a swap, with the failure count their new slot started from.
+    probation: std::sync::Mutex<BTreeMap<String, swap::Probation>>,
+    /// One swap at a time.
+    swapping: tokio::sync::Mutex<()>,
+    /// Raised whenever the set of interfaces or versions changes: capabilities must be re-published.
+    capabilities_changed: tokio::sync::Notify,
+    /// Numbers directive executions across slots, in the order plugin threads ran them.
+    executed: Arc<std::sync::atomic::AtomicU64>,
     hub: Arc<Hub>,
     timers: Arc<Timers>,
     timeouts: CallTimeouts,
@@ -50,7 +63,20 @@ impl PluginHost {
         trust: Trust,
     ) -> Self {
         let timers = Arc::new(Timers::new(tokio::runtime::Handle::current()));
-        PluginHost { slots: RwLock::default(), hub, timers, timeouts, device_info, observer, trust }
+        PluginHost {
+            slots: RwLock::default(),
+            previous: RwLock::default(),
+            probation: Default::default(),
+            swapping: Default::default(),
+            capabilities_changed: Default::default(),
+            executed: Default::default(),
+            hub,
+            timers,
+            timeouts,
+            device_info,
+            observer,
+            trust,
+        }
     }
 
     /// Loads every plugin file of `dir` (or only those whose file stem is listed in `only`). A file that
@@ -76,19 +102,36 @@ impl PluginHost {
         Ok(loaded)
     }
 
-    /// Loads one plugin file, starts its slot and initialises it.
+    /// Loads one plugin file, starts its slot and initialises it, as the provider of its interface.
     pub async fn install(&self, path: &Path) -> Result<Arc<Slot>, InstallError> {
+        let slot = self
+            .start(path, |interface| match self.slot(interface) {
+                Some(other) => Err(format!("{interface} is already provided by {}", other.path.display())),
+                None => Ok(()),
+            })
+            .await?;
+        slot.post(SlotCall::HostEvent("device.info".into(), self.device_info.to_string()));
+        let interface = slot.interface().to_string();
+        self.slots.write().unwrap_or_else(|e| e.into_inner()).insert(interface, slot.clone());
+        Ok(slot)
+    }
+
+    /// Verifies and loads `path`, checks its manifest with `accept`, starts its slot and initialises it.
+    /// The slot is not yet routed to.
+    async fn start(
+        &self,
+        path: &Path,
+        accept: impl FnOnce(&str) -> Result<(), String>,
+    ) -> Result<Arc<Slot>, InstallError> {
         let shown = path.display().to_string();
         let (owned, trust) = (path.to_path_buf(), self.trust.clone());
         let loaded = tokio::task::spawn_blocking(move || loader::load(&owned, &trust)).await.map_err(|e| {
             InstallError::Thread { path: shown.clone(), source: std::io::Error::other(e.to_string()) }
         })??;
         let interface = loaded.manifest.interface.clone();
-        if let Some(other) = self.slot(&interface) {
-            return Err(InstallError::Duplicate { path: shown, interface, other: other.path.display().to_string() });
-        }
+        accept(&interface).map_err(|reason| InstallError::Refused { path: shown.clone(), reason })?;
         let slot = Arc::new(
-            Slot::start(loaded, self.timeouts)
+            Slot::start(loaded, self.timeouts, self.executed.clone())
                 .map_err(|source| InstallError::Thread { path: shown.clone(), source })?,
         );
         let must_deliver: HashSet<String> =
@@ -105,14 +148,12 @@ impl PluginHost {
             let _ = slot.shutdown().await;
             return Err(InstallError::Init { path: shown, failure });
         }
-        slot.post(SlotCall::HostEvent("device.info".into(), self.device_info.to_string()));
         tracing::info!(interface = %interface, version = %slot.manifest.version, path = %shown, "plugin loaded");
         self.observer.emit(RuntimeEvent::PluginLoaded {
             interface: interface.clone(),
             version: slot.manifest.version.clone(),
             path: shown,
         });
-        self.slots.write().unwrap_or_else(|e| e.into_inner()).insert(interface, slot.clone());
         Ok(slot)
     }
 
@@ -167,8 +208,10 @@ impl PluginHost {
 
     pub async fn shutdown(&self) {
         self.timers.shutdown();
-        let slots: Vec<_> =
-            std::mem::take(&mut *self.slots.write().unwrap_or_else(|e| e.into_inner())).into_values().collect();
+        let take = |map: &RwLock<BTreeMap<String, Arc<Slot>>>| -> Vec<Arc<Slot>> {
+            std::mem::take(&mut *map.write().unwrap_or_else(|e| e.into_inner())).into_values().collect()
+        };
+        let slots = take(&self.slots).into_iter().chain(take(&self.previous));
         for slot in slots {
             if let Err(e) = slot.shutdown().await {
                 tracing::warn!("plugin shutdown: {e}");

@@ -88,10 +88,18 @@ impl PluginFailure {
 
 type Reply<T> = oneshot::Sender<Result<T, PluginFailure>>;
 
+/// A directive's outcome and its place in the order in which plugin threads actually executed
+/// directives (host-wide, taken on the plugin's thread just before the call).
+#[derive(Debug)]
+pub(crate) struct Executed {
+    pub sequence: u64,
+    pub result: Result<Handling, PluginFailure>,
+}
+
 /// A call queued for the slot's thread.
 pub(crate) enum SlotCall {
     Init(HostServicesArc, Reply<()>),
-    Directive(Arc<DirectiveMessage>, Reply<Handling>),
+    Directive(Arc<DirectiveMessage>, oneshot::Sender<Executed>),
     Cancel(String),
     Focus(String, FocusState),
     Timer(u64),
@@ -99,6 +107,12 @@ pub(crate) enum SlotCall {
     Context(Reply<Vec<Value>>),
     ExportState(Reply<String>),
     ImportState(String, Reply<()>),
+    /// Stop serving (an OTA swap): export the state into the sender and park — notifications are
+    /// ignored and directives refused — until an `ImportFrom` makes this slot active again.
+    Quiesce(oneshot::Sender<Result<String, PluginFailure>>),
+    /// Become active with the state the previous owner of the interface hands over. Queued first on a
+    /// slot taking over, so that nothing it serves runs before the old version has finished.
+    ImportFrom(oneshot::Receiver<Result<String, PluginFailure>>, Reply<()>),
     Shutdown(Reply<()>),
 }
 
@@ -148,6 +162,9 @@ impl Default for CallTimeouts {
 }
 
 pub struct Slot {
+    /// Directive calls that failed (error, panic) — what an OTA probation watches.
+    pub failures: std::sync::atomic::AtomicU64,
+    pub handled: std::sync::atomic::AtomicU64,
     pub manifest: Manifest,
     pub schemas: Arc<InterfaceSchemas>,
     pub path: std::path::PathBuf,
@@ -159,15 +176,22 @@ pub struct Slot {
 
 impl Slot {
     /// Moves the plugin instance onto its own thread.
-    pub(crate) fn start(plugin: LoadedPlugin, timeouts: CallTimeouts) -> std::io::Result<Slot> {
+    /// `executed` numbers directive executions across all slots (see [`Executed`]).
+    pub(crate) fn start(
+        plugin: LoadedPlugin,
+        timeouts: CallTimeouts,
+        executed: Arc<std::sync::atomic::AtomicU64>,
+    ) -> std::io::Result<Slot> {
         let LoadedPlugin { path, sha256, manifest, schemas, instance } = plugin;
         let interface: Arc<str> = manifest.interface.as_str().into();
         let (tx, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new().name(format!("plugin-{interface}")).spawn({
             let interface = interface.clone();
-            move || run(interface, instance, rx)
+            move || run(interface, instance, rx, executed)
         })?;
         Ok(Slot {
+            failures: Default::default(),
+            handled: Default::default(),
             manifest,
             schemas: Arc::new(schemas),
             path,
@@ -193,6 +217,14 @@ impl Slot {
     async fn call<T>(&self, timeout: Duration, make: impl FnOnce(Reply<T>) -> SlotCall) -> Result<T, PluginFailure> {
         let (reply, answer) = oneshot::channel();
         self.sender.post(make(reply));
+        self.answer(timeout, answer).await
+    }
+
+    async fn answer<T>(
+        &self,
+        timeout: Duration,
+        answer: oneshot::Receiver<Result<T, PluginFailure>>,
+    ) -> Result<T, PluginFailure> {
         match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(PluginFailure::new(self.interface(), FailureKind::Gone, "the slot has shut down")),
@@ -208,12 +240,61 @@ impl Slot {
         self.call(self.timeouts.lifecycle, |r| SlotCall::Init(services, r)).await
     }
 
-    pub(crate) async fn handle(&self, directive: Arc<DirectiveMessage>) -> Result<Handling, PluginFailure> {
-        self.call(self.timeouts.directive, |r| SlotCall::Directive(directive, r)).await
+    /// Queues a directive now (so that directives reach the plugin in the order they were submitted);
+    /// `outcome` waits for the plugin's answer.
+    pub(crate) fn submit(&self, directive: Arc<DirectiveMessage>) -> oneshot::Receiver<Executed> {
+        let (reply, answer) = oneshot::channel();
+        self.sender.post(SlotCall::Directive(directive, reply));
+        answer
+    }
+
+    pub(crate) async fn outcome(&self, answer: oneshot::Receiver<Executed>) -> Executed {
+        use std::sync::atomic::Ordering;
+        let timeout = self.timeouts.directive;
+        let executed = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(executed)) => executed,
+            Ok(Err(_)) => Executed {
+                sequence: u64::MAX,
+                result: Err(PluginFailure::new(self.interface(), FailureKind::Gone, "the slot has shut down")),
+            },
+            Err(_) => Executed {
+                sequence: u64::MAX,
+                result: Err(PluginFailure::new(
+                    self.interface(),
+                    FailureKind::Timeout,
+                    format!("no answer within {} ms", timeout.as_millis()),
+                )),
+            },
+        };
+        self.handled.fetch_add(1, Ordering::Relaxed);
+        if let Err(failure) = &executed.result {
+            if matches!(failure.kind, FailureKind::Panic | FailureKind::Internal | FailureKind::Timeout) {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        executed
     }
 
     pub async fn context(&self) -> Result<Vec<Value>, PluginFailure> {
         self.call(self.timeouts.context, SlotCall::Context).await
+    }
+
+    /// Queues the takeover's first call: import the state `handover` will carry. Returns the answer.
+    pub(crate) fn take_over(
+        &self,
+        handover: oneshot::Receiver<Result<String, PluginFailure>>,
+    ) -> oneshot::Receiver<Result<(), PluginFailure>> {
+        let (reply, answer) = oneshot::channel();
+        self.post(SlotCall::ImportFrom(handover, reply));
+        answer
+    }
+
+    /// Waits for the answer of `take_over`, within the lifecycle timeout.
+    pub(crate) async fn taken_over(
+        &self,
+        answer: oneshot::Receiver<Result<(), PluginFailure>>,
+    ) -> Result<(), PluginFailure> {
+        self.answer(self.timeouts.lifecycle, answer).await
     }
 
     pub async fn export_state(&self) -> Result<String, PluginFailure> {
@@ -237,7 +318,12 @@ impl Slot {
     }
 }
 
-fn run(interface: Arc<str>, mut plugin: PluginBox, mut calls: mpsc::UnboundedReceiver<SlotCall>) {
+fn run(
+    interface: Arc<str>,
+    mut plugin: PluginBox,
+    mut calls: mpsc::UnboundedReceiver<SlotCall>,
+    executed: Arc<std::sync::atomic::AtomicU64>,
+) {
     let fail = |e: RString| PluginFailure::from_wire(&interface, e);
     let answer = |r: RResult<(), RString>| r.into_result().map_err(fail);
     let report = |what: &str, r: RResult<(), RString>| {
@@ -246,7 +332,19 @@ fn run(interface: Arc<str>, mut plugin: PluginBox, mut calls: mpsc::UnboundedRec
             tracing::warn!(interface = %interface, "plugin {what} failed: {failure}");
         }
     };
+    let mut parked = false;
     while let Some(call) = calls.blocking_recv() {
+        if parked {
+            match call {
+                SlotCall::Directive(_, reply) => {
+                    let swapped = PluginFailure::new(&interface, FailureKind::Gone, "swapped out by an OTA update");
+                    let _ = reply.send(Executed { sequence: u64::MAX, result: Err(swapped) });
+                    continue;
+                }
+                SlotCall::Cancel(_) | SlotCall::Focus(..) | SlotCall::Timer(_) | SlotCall::HostEvent(..) => continue,
+                _ => {}
+            }
+        }
         match call {
             SlotCall::Init(services, reply) => {
                 let _ = reply.send(answer(plugin.init(services)));
@@ -258,7 +356,9 @@ fn run(interface: Arc<str>, mut plugin: PluginBox, mut calls: mpsc::UnboundedRec
                     dialog_request_id: directive.dialog_request_id().unwrap_or("").into(),
                     payload: directive.payload().into(),
                 };
-                let _ = reply.send(plugin.handle_directive(raw).into_result().map_err(fail));
+                let sequence = executed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let result = plugin.handle_directive(raw).into_result().map_err(fail);
+                let _ = reply.send(Executed { sequence, result });
             }
             SlotCall::Cancel(message_id) => report("cancel", plugin.cancel(message_id.as_str().into())),
             SlotCall::Focus(channel, focus) => report("on_focus", plugin.on_focus(channel.as_str().into(), focus)),
@@ -283,6 +383,23 @@ fn run(interface: Arc<str>, mut plugin: PluginBox, mut calls: mpsc::UnboundedRec
             }
             SlotCall::ImportState(state, reply) => {
                 let _ = reply.send(answer(plugin.import_state(state.as_str().into())));
+            }
+            SlotCall::Quiesce(handover) => {
+                let _ = handover.send(plugin.export_state().into_result().map(RString::into_string).map_err(fail));
+                parked = true;
+            }
+            SlotCall::ImportFrom(state, reply) => {
+                let imported = match state.blocking_recv() {
+                    Ok(Ok(state)) => answer(plugin.import_state(state.as_str().into())),
+                    Ok(Err(failure)) => Err(failure),
+                    Err(_) => Err(PluginFailure::new(
+                        &interface,
+                        FailureKind::Gone,
+                        "the previous version handed over no state",
+                    )),
+                };
+                parked = imported.is_err() && parked;
+                let _ = reply.send(imported);
             }
             SlotCall::Shutdown(reply) => {
                 let _ = reply.send(answer(plugin.shutdown()));

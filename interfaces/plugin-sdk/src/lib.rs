@@ -14,6 +14,9 @@ pub use avs_plugin_api::{FocusState, Handling, LogLevel};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use avs_plugin_api::manifest::{DirectiveSpec, EventSpec, Manifest, Medium};
 
 /// Re-exports used by [`export_plugin!`]; not part of the public API.

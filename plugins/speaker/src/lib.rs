@@ -1,48 +1,19 @@
 //! Speaker 1.0: the device volume and mute, set by the cloud or by local buttons, reported back to AVS
 //! and kept across restarts and OTA swaps.
 
+#[cfg(test)]
+mod schema_check;
+mod volume;
+
 use avs_plugin_sdk::{
     context_entry, export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, Manifest, PluginError,
 };
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::Value;
+
+use volume::{Change, VolumeState, STATE_KEY};
 
 const INTERFACE: &str = "Speaker";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct VolumeState {
-    volume: u8,
-    muted: bool,
-}
-
-impl Default for VolumeState {
-    fn default() -> Self {
-        VolumeState { volume: 50, muted: false }
-    }
-}
-
-impl VolumeState {
-    /// Applies a directive or a local button; returns the event that confirms it. AVS expects the event
-    /// even when the value did not change: it is how the cloud learns the directive took effect.
-    fn apply(&mut self, change: Change) -> &'static str {
-        match change {
-            Change::Set(volume) => self.volume = volume.clamp(0, 100) as u8,
-            Change::Adjust(delta) => self.volume = (self.volume as i64 + delta).clamp(0, 100) as u8,
-            Change::Mute(muted) => self.muted = muted,
-        }
-        match change {
-            Change::Mute(_) => "MuteChanged",
-            Change::Set(_) | Change::Adjust(_) => "VolumeChanged",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Set(i64),
-    Adjust(i64),
-    Mute(bool),
-}
 
 #[derive(Deserialize)]
 struct VolumePayload {
@@ -54,7 +25,7 @@ struct MutePayload {
     mute: bool,
 }
 
-/// `user.volume` host event: a local button.
+/// `user.volume` host event: a local button sets the volume or the mute (or both).
 #[derive(Deserialize)]
 struct LocalChange {
     volume: Option<i64>,
@@ -64,20 +35,13 @@ struct LocalChange {
 #[derive(Default)]
 pub struct Speaker {
     host: Option<Host>,
-    state: VolumeState,
+    speaker: volume::Speaker,
 }
 
 impl Speaker {
-    fn host(&self) -> Result<&Host, PluginError> {
-        self.host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
-    }
-
-    fn change(&mut self, change: Change) -> Result<(), PluginError> {
-        let event = self.state.apply(change);
-        let host = self.host()?;
-        host.store("state", &self.state)?;
-        host.send_event(event, &self.state)?;
-        Ok(())
+    fn apply(&mut self, change: Change) -> Result<(), PluginError> {
+        let host = self.host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))?;
+        self.speaker.apply(host, change)
     }
 }
 
@@ -88,7 +52,9 @@ impl Interface for Speaker {
             version: "1.0".into(),
             plugin: env!("CARGO_PKG_NAME").into(),
             plugin_version: env!("CARGO_PKG_VERSION").into(),
+            // Non-blocking, no medium: the AVS Device SDK's SpeakerManager handles them at once.
             directives: ["SetVolume", "AdjustVolume", "SetMute"].into_iter().map(DirectiveSpec::new).collect(),
+            // The cloud's idea of the volume must converge with the device's, even across a restart.
             events: ["VolumeChanged", "MuteChanged"].into_iter().map(|e| EventSpec::new(e).must_deliver()).collect(),
             context: vec!["VolumeState".into()],
             configurations: None,
@@ -96,8 +62,8 @@ impl Interface for Speaker {
     }
 
     fn init(&mut self, host: Host) -> Result<(), PluginError> {
-        if let Some(state) = host.load::<VolumeState>("state") {
-            self.state = state;
+        if let Some(state) = host.load::<VolumeState>(STATE_KEY) {
+            self.speaker = volume::Speaker::new(state);
         }
         self.host = Some(host);
         Ok(())
@@ -110,7 +76,7 @@ impl Interface for Speaker {
             "SetMute" => Change::Mute(directive.payload::<MutePayload>()?.mute),
             other => return Err(PluginError::unsupported(format!("Speaker 1.0 has no directive {other}"))),
         };
-        self.change(change)?;
+        self.apply(change)?;
         Ok(Handling::Completed)
     }
 
@@ -120,25 +86,30 @@ impl Interface for Speaker {
         }
         let local: LocalChange =
             serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("user.volume: {e}")))?;
+        if local.volume.is_none() && local.mute.is_none() {
+            return Err(PluginError::invalid("user.volume names neither volume nor mute"));
+        }
         if let Some(volume) = local.volume {
-            self.change(Change::Set(volume))?;
+            self.apply(Change::Set(volume))?;
         }
         if let Some(mute) = local.mute {
-            self.change(Change::Mute(mute))?;
+            self.apply(Change::Mute(mute))?;
         }
         Ok(())
     }
 
     fn context(&self) -> Vec<Value> {
-        vec![context_entry(INTERFACE, "VolumeState", json!(self.state))]
+        vec![context_entry(INTERFACE, "VolumeState", self.speaker.state().to_json())]
     }
 
     fn export_state(&self) -> Value {
-        json!(self.state)
+        self.speaker.state().to_json()
     }
 
     fn import_state(&mut self, state: Value) -> Result<(), PluginError> {
-        self.state = serde_json::from_value(state).map_err(|e| PluginError::invalid(format!("state: {e}")))?;
+        let state: VolumeState =
+            serde_json::from_value(state).map_err(|e| PluginError::invalid(format!("state: {e}")))?;
+        self.speaker = volume::Speaker::new(state);
         Ok(())
     }
 }
@@ -147,26 +118,48 @@ export_plugin!(Speaker, "$CARGO_MANIFEST_DIR/../../schemas/Speaker/1.0");
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
-    fn volume_changes_clamp_to_0_100_and_always_confirm() {
-        let mut s = VolumeState { volume: 90, muted: false };
-        assert_eq!(s.apply(Change::Adjust(30)), "VolumeChanged");
-        assert_eq!(s.volume, 100);
-        assert_eq!(s.apply(Change::Adjust(-250)), "VolumeChanged");
-        assert_eq!(s.volume, 0);
-        assert_eq!(s.apply(Change::Set(0)), "VolumeChanged", "unchanged still confirms");
-        assert_eq!(s.apply(Change::Mute(true)), "MuteChanged");
-        assert!(s.muted);
+    fn state_round_trips_through_export_and_import() {
+        let mut a = Speaker::default();
+        a.import_state(json!({"volume": 12, "muted": true})).unwrap();
+        let mut b = Speaker::default();
+        b.import_state(a.export_state()).unwrap();
+        assert_eq!(b.speaker.state(), VolumeState { volume: 12, muted: true });
+        assert!(b.import_state(json!({"volume": "loud"})).is_err());
+        assert_eq!(b.speaker.state().volume, 12, "a rejected import leaves the state alone");
     }
 
     #[test]
-    fn state_round_trips_through_export_and_import() {
-        let a = Speaker { state: VolumeState { volume: 12, muted: true }, ..Speaker::default() };
-        let mut b = Speaker::default();
-        b.import_state(a.export_state()).unwrap();
-        assert_eq!(b.state, a.state);
-        assert!(b.import_state(json!({"volume": "loud"})).is_err());
+    fn context_reports_volume_state() {
+        let mut s = Speaker::default();
+        s.import_state(json!({"volume": 64, "muted": false})).unwrap();
+        crate::schema_check::assert_valid("context/VolumeState.json", &s.context()[0]["payload"]);
+        assert_eq!(
+            s.context(),
+            [
+                json!({"header": {"namespace": "Speaker", "name": "VolumeState"}, "payload": {"volume": 64, "muted": false}})
+            ]
+        );
+    }
+
+    #[test]
+    fn manifest_declares_the_speaker_interface() {
+        let m = Speaker::manifest();
+        assert_eq!((m.interface.as_str(), m.version.as_str()), ("Speaker", "1.0"));
+        assert_eq!(m.plugin, "avs-plugin-speaker");
+        assert!(m.events.iter().all(|e| e.must_deliver));
+        assert_eq!(m.context, ["VolumeState"]);
+    }
+
+    #[test]
+    fn local_buttons_need_a_volume_or_a_mute() {
+        let mut s = Speaker::default();
+        assert!(s.on_host_event("user.volume", "{}").is_err());
+        assert!(s.on_host_event("user.volume", r#"{"volume": "up"}"#).is_err());
+        assert!(s.on_host_event("user.unrelated", "not json").is_ok(), "other host events are not ours");
     }
 }

@@ -1,50 +1,42 @@
-//! System 1.1: user inactivity reports, software info. The connection-level System messages
+//! System 1.1: user inactivity reports and software info. The connection-level System messages
 //! (SynchronizeState, ExceptionEncountered, SetEndpoint, RevokeAuthorization) are the core's; they are
 //! declared here so that the capability and the schemas are complete.
 
-use std::time::{Duration, Instant};
+mod agent;
+mod inactivity;
+#[cfg(test)]
+mod schema_check;
+
+use std::time::Instant;
 
 use avs_plugin_sdk::{
-    export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, LogLevel, Manifest, PluginError,
+    export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, Manifest, PluginError,
 };
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::Value;
 
-/// AVS expects UserInactivityReport once an hour.
-const REPORT_EVERY: Duration = Duration::from_secs(3600);
+use agent::SystemAgent;
 
 pub struct System {
     host: Option<Host>,
-    last_activity: Instant,
-    report_timer: Option<u64>,
-    firmware_version: String,
+    agent: SystemAgent,
 }
 
 impl Default for System {
     fn default() -> Self {
-        System { host: None, last_activity: Instant::now(), report_timer: None, firmware_version: "1".into() }
+        System { host: None, agent: SystemAgent::new(Instant::now()) }
     }
 }
 
+/// The part of the host's `device.info` that System uses.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DeviceInfo {
     firmware_version: String,
 }
 
-impl System {
-    fn host(&self) -> Result<&Host, PluginError> {
-        self.host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
-    }
-
-    fn inactive_seconds(&self) -> u64 {
-        self.last_activity.elapsed().as_secs()
-    }
-}
-
-/// SoftwareInfo wants a positive 32-bit integer, written as a string.
-fn valid_firmware_version(version: &str) -> bool {
-    version.parse::<u32>().is_ok_and(|v| (1..=i32::MAX as u32).contains(&v))
+fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
+    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
 }
 
 impl Interface for System {
@@ -68,57 +60,44 @@ impl Interface for System {
     }
 
     fn init(&mut self, host: Host) -> Result<(), PluginError> {
-        let period = REPORT_EVERY.as_millis() as u64;
-        self.report_timer = Some(host.start_timer(period, period));
+        self.agent.start(&host);
         self.host = Some(host);
         Ok(())
     }
 
     fn handle_directive(&mut self, directive: Directive<'_>) -> Result<Handling, PluginError> {
-        match directive.name {
-            "ResetUserInactivity" => self.last_activity = Instant::now(),
-            "ReportSoftwareInfo" => {
-                self.host()?.send_event("SoftwareInfo", &json!({"firmwareVersion": self.firmware_version}))?;
-            }
-            "SetEndpoint" | "RevokeAuthorization" => {
-                self.host()?
-                    .log(LogLevel::Warn, &format!("System.{} reached the plugin; the core handles it", directive.name));
-            }
-            other => return Err(PluginError::unsupported(format!("System 1.1 has no directive {other}"))),
-        }
+        self.agent.handle_directive(initialised(&self.host)?, directive.name, Instant::now())?;
         Ok(Handling::Completed)
     }
 
     fn on_timer(&mut self, timer: u64) -> Result<(), PluginError> {
-        if Some(timer) == self.report_timer {
-            self.host()?
-                .send_event("UserInactivityReport", &json!({"inactiveTimeInSeconds": self.inactive_seconds()}))?;
-        }
-        Ok(())
+        self.agent.on_timer(initialised(&self.host)?, timer, Instant::now())
     }
 
     fn on_host_event(&mut self, kind: &str, payload: &str) -> Result<(), PluginError> {
         match kind {
-            "user.activity" => self.last_activity = Instant::now(),
+            "user.activity" => self.agent.user_activity(Instant::now()),
             "device.info" => {
                 let info: DeviceInfo =
                     serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("device.info: {e}")))?;
-                if !valid_firmware_version(&info.firmware_version) {
-                    return Err(PluginError::invalid(format!(
-                        "firmware version {:?} is not a positive 32-bit integer as AVS requires",
-                        info.firmware_version
-                    )));
-                }
-                self.firmware_version = info.firmware_version;
+                self.agent.device_info(&info.firmware_version)?;
             }
             _ => {}
         }
         Ok(())
     }
 
+    fn export_state(&self) -> Value {
+        self.agent.export(Instant::now())
+    }
+
+    fn import_state(&mut self, state: Value) -> Result<(), PluginError> {
+        self.agent.import(&state, Instant::now())
+    }
+
     fn shutdown(&mut self) -> Result<(), PluginError> {
-        if let (Some(host), Some(timer)) = (&self.host, self.report_timer.take()) {
-            host.cancel_timer(timer);
+        if let Some(host) = &self.host {
+            self.agent.stop(host);
         }
         Ok(())
     }
@@ -131,22 +110,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn firmware_versions_must_be_positive_32_bit_integers() {
-        assert!(valid_firmware_version("1"));
-        assert!(valid_firmware_version("2147483647"));
-        assert!(!valid_firmware_version("2147483648"));
-        assert!(!valid_firmware_version("0"));
-        assert!(!valid_firmware_version("1.2"));
+    fn manifest_marks_software_info_and_exceptions_must_deliver() {
+        let m = System::manifest();
+        assert_eq!(
+            (m.interface.as_str(), m.version.as_str(), m.plugin.as_str()),
+            ("System", "1.1", "avs-plugin-system")
+        );
+        let must: Vec<&str> = m.events.iter().filter(|e| e.must_deliver).map(|e| e.name.as_str()).collect();
+        assert_eq!(must, ["ExceptionEncountered", "SoftwareInfo"]);
+        assert_eq!(m.directives.len(), 4);
+        assert!(m.directives.iter().all(|d| !d.blocking));
     }
 
     #[test]
-    fn activity_resets_the_inactivity_clock() {
-        let mut system = System { last_activity: Instant::now() - Duration::from_secs(7200), ..System::default() };
-        assert!(system.inactive_seconds() >= 7200);
-        system.on_host_event("user.activity", "{}").unwrap();
-        assert!(system.inactive_seconds() < 5);
-        assert!(system.on_host_event("device.info", r#"{"firmwareVersion":"abc"}"#).is_err());
-        system.on_host_event("device.info", r#"{"firmwareVersion":"42"}"#).unwrap();
-        assert_eq!(system.firmware_version, "42");
+    fn device_info_must_carry_a_firmware_version() {
+        let mut s = System::default();
+        assert!(s.on_host_event("device.info", r#"{"locale":"en-US"}"#).is_err());
+        assert!(s.on_host_event("device.info", r#"{"firmwareVersion":"7","locale":"en-US"}"#).is_ok());
     }
 }

@@ -1,5 +1,6 @@
 //! Checking what devices send against the workspace's JSON Schemas (embedded at build time), using the
-//! interface version the device declared in its capabilities.
+//! interface version the device declared in its last capability document — or, when it declared none
+//! (or one the workspace has no schemas for), the highest version present.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,16 +11,13 @@ use serde_json::Value;
 
 static SCHEMAS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../schemas");
 
+#[derive(Default)]
 pub(crate) struct Schemas {
     /// Compiled on first use, by path.
     compiled: Mutex<HashMap<String, Option<Arc<Validator>>>>,
 }
 
 impl Schemas {
-    pub(crate) fn load() -> Self {
-        Schemas { compiled: Mutex::default() }
-    }
-
     fn validator(&self, path: &str) -> Option<Arc<Validator>> {
         let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
         compiled
@@ -35,7 +33,10 @@ impl Schemas {
     /// The version directory to check `namespace` against: the declared one, else the highest shipped.
     fn version(&self, namespace: &str, declared: &HashMap<String, String>) -> Option<String> {
         if let Some(version) = declared.get(namespace) {
-            return Some(version.clone());
+            if SCHEMAS.get_dir(format!("{namespace}/{version}")).is_some() {
+                return Some(version.clone());
+            }
+            tracing::debug!("no schemas for {namespace} {version}: checking against the highest version present");
         }
         let dir = SCHEMAS.get_dir(namespace)?;
         dir.dirs()
@@ -88,7 +89,7 @@ mod tests {
 
     #[test]
     fn events_are_checked_against_envelope_payload_and_context() {
-        let schemas = Schemas::load();
+        let schemas = Schemas::default();
         let declared = HashMap::new();
         let good = json!({"event": {"header": {"namespace": "Speaker", "name": "VolumeChanged", "messageId": "m"}, "payload": {"volume": 5, "muted": false}},
                           "context": [{"header": {"namespace": "Speaker", "name": "VolumeState"}, "payload": {"volume": 5, "muted": false}}]});
@@ -100,6 +101,8 @@ mod tests {
         let unknown =
             json!({"event": {"header": {"namespace": "Speaker", "name": "Louder", "messageId": "m"}, "payload": {}}});
         assert!(schemas.check_event(&unknown, &declared)[0].contains("no event Louder"));
+        let declared_unknown_version = HashMap::from([("Speaker".to_string(), "9.9".to_string())]);
+        assert_eq!(schemas.check_event(&bad, &declared_unknown_version).len(), 2, "falls back to Speaker 1.0");
         let no_header = json!({"event": {"payload": {}}});
         assert!(!schemas.check_event(&no_header, &declared).is_empty());
     }

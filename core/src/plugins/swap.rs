@@ -1,0 +1,234 @@
+//! OTA: replacing the plugin of an interface while the runtime serves, without losing or reordering a
+//! directive, and going back if the new version misbehaves.
+//!
+//! The transaction: verify + load + check (signature before anything runs) → init → self-test on the
+//! plugin's own schema examples → hand over: the new slot's first queued call waits for the old slot's
+//! exported state, and the old slot exports it only after every call queued before the swap has run;
+//! routing switches to the new slot at that same instant, so everything before the swap runs on the old
+//! version and everything after on the new → commit (capabilities re-published) → probation, during
+//! which a failing directive rolls the interface back to the old version, which stayed loaded and parked.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::slot::{PluginFailure, Slot, SlotCall};
+use super::{InstallError, PluginHost};
+use crate::observe::RuntimeEvent;
+use crate::schema::InterfaceSchemas;
+
+/// How long a new version is watched after a swap.
+const PROBATION: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    #[error("no plugin serves {0}: nothing to swap")]
+    NotLoaded(String),
+    #[error(transparent)]
+    Load(#[from] InstallError),
+    #[error("self-test of {path} failed: {reason}")]
+    SelfTest { path: String, reason: String },
+    #[error("state hand-over to {path} failed, {interface} stays on the old version: {failure}")]
+    Handover { path: String, interface: String, failure: PluginFailure },
+    #[error("{0} has no previous version to roll back to")]
+    NoPrevious(String),
+}
+
+/// What a committed swap changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwapReport {
+    pub interface: String,
+    pub from_version: String,
+    pub to_version: String,
+    pub path: String,
+}
+
+pub(crate) struct Probation {
+    until: Instant,
+    failures_at_start: u64,
+}
+
+impl PluginHost {
+    /// Swaps the plugin serving `interface` for the library at `path`. On any failure the old version
+    /// keeps serving and the error says why.
+    pub async fn swap(&self, interface: &str, path: &Path) -> Result<SwapReport, SwapError> {
+        let _one_at_a_time = self.swapping.lock().await;
+        let old = self.slot(interface).ok_or_else(|| SwapError::NotLoaded(interface.to_string()))?;
+        let new = self
+            .start(path, |found| match found == interface {
+                true => Ok(()),
+                false => Err(format!("its manifest names {found}, not {interface}")),
+            })
+            .await?;
+        let shown = path.display().to_string();
+        if let Err(reason) = self_test(&new).await {
+            let _ = new.shutdown().await;
+            return Err(SwapError::SelfTest { path: shown, reason });
+        }
+        if let Err(failure) = self.hand_over(&old, &new).await {
+            let _ = new.shutdown().await;
+            return Err(SwapError::Handover { path: shown, interface: interface.to_string(), failure });
+        }
+        let replaced =
+            self.previous.write().unwrap_or_else(|e| e.into_inner()).insert(interface.to_string(), old.clone());
+        if let Some(older) = replaced {
+            // Two versions back is beyond rollback: stop it (its library stays mapped, as every one does).
+            let _ = older.shutdown().await;
+        }
+        self.probation.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            interface.to_string(),
+            Probation { until: Instant::now() + PROBATION, failures_at_start: new.failures.load(Ordering::Relaxed) },
+        );
+        new.post(SlotCall::HostEvent("device.info".into(), self.device_info.to_string()));
+        let report = SwapReport {
+            interface: interface.to_string(),
+            from_version: old.manifest.version.clone(),
+            to_version: new.manifest.version.clone(),
+            path: shown,
+        };
+        tracing::info!("OTA: {interface} {} → {} committed ({})", report.from_version, report.to_version, report.path);
+        self.observer.emit(RuntimeEvent::PluginSwapped {
+            interface: interface.to_string(),
+            from_version: report.from_version.clone(),
+            to_version: report.to_version.clone(),
+            path: report.path.clone(),
+        });
+        self.capabilities_changed.notify_one();
+        Ok(report)
+    }
+
+    /// Goes back to the version the last swap replaced (still loaded, so this is immediate).
+    pub async fn rollback(&self, interface: &str, why: &str) -> Result<SwapReport, SwapError> {
+        let _one_at_a_time = self.swapping.lock().await;
+        let current = self.slot(interface).ok_or_else(|| SwapError::NotLoaded(interface.to_string()))?;
+        let previous = self
+            .previous
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(interface)
+            .ok_or_else(|| SwapError::NoPrevious(interface.to_string()))?;
+        self.probation.lock().unwrap_or_else(|e| e.into_inner()).remove(interface);
+        if let Err(failure) = self.hand_over(&current, &previous).await {
+            return Err(SwapError::Handover {
+                path: previous.path.display().to_string(),
+                interface: interface.to_string(),
+                failure,
+            });
+        }
+        let _ = current.shutdown().await;
+        let report = SwapReport {
+            interface: interface.to_string(),
+            from_version: current.manifest.version.clone(),
+            to_version: previous.manifest.version.clone(),
+            path: previous.path.display().to_string(),
+        };
+        tracing::warn!("OTA: {interface} rolled back to {} ({why})", report.to_version);
+        self.observer.emit(RuntimeEvent::PluginRolledBack {
+            interface: interface.to_string(),
+            to_version: report.to_version.clone(),
+            reason: why.to_string(),
+        });
+        self.capabilities_changed.notify_one();
+        Ok(report)
+    }
+
+    /// Moves `interface` from `from` to `to` between two queued calls. If `to` cannot take the state,
+    /// `from` takes it back and keeps serving.
+    async fn hand_over(&self, from: &Arc<Slot>, to: &Arc<Slot>) -> Result<(), PluginFailure> {
+        let (exported_tx, exported) = oneshot::channel();
+        let (state_tx, state_rx) = oneshot::channel();
+        let answer = to.take_over(state_rx);
+        {
+            let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+            slots.insert(to.interface().to_string(), to.clone());
+            from.post(SlotCall::Quiesce(exported_tx));
+        }
+        let state = exported.await.unwrap_or_else(|_| {
+            Err(PluginFailure {
+                interface: from.interface().to_string(),
+                kind: super::FailureKind::Gone,
+                message: "the old version exported no state".into(),
+            })
+        });
+        let _ = state_tx.send(state.clone());
+        let taken = to.taken_over(answer).await;
+        if let (Err(_), Ok(state)) = (&taken, state) {
+            let (back_tx, back_rx) = oneshot::channel();
+            let back = from.take_over(back_rx);
+            self.slots.write().unwrap_or_else(|e| e.into_inner()).insert(from.interface().to_string(), from.clone());
+            let _ = back_tx.send(Ok(state));
+            let _ = from.taken_over(back).await;
+        }
+        taken
+    }
+
+    /// Called after each directive a slot handled: a failure of a version in probation rolls it back.
+    /// Returns the interface to roll back, if any.
+    pub(crate) fn probation_failed(&self, slot: &Slot) -> Option<String> {
+        let mut probation = self.probation.lock().unwrap_or_else(|e| e.into_inner());
+        let interface = slot.interface();
+        let watched = probation.get(interface)?;
+        let is_current = self.slot(interface).is_some_and(|s| std::ptr::eq(&*s, slot));
+        if !is_current || Instant::now() > watched.until {
+            probation.remove(interface);
+            return None;
+        }
+        (slot.failures.load(Ordering::Relaxed) > watched.failures_at_start).then(|| {
+            probation.remove(interface);
+            interface.to_string()
+        })
+    }
+
+    /// Resolves when the set of interfaces or versions changed since the last call.
+    pub async fn capabilities_changed(&self) {
+        self.capabilities_changed.notified().await
+    }
+}
+
+/// A new version proves it is consistent before it serves: each of its example messages is judged by
+/// its own schemas as the example's folder says, every directive it declares has a valid example, and
+/// its context validates.
+async fn self_test(slot: &Slot) -> Result<(), String> {
+    let schemas: &InterfaceSchemas = &slot.schemas;
+    for (path, example) in schemas.examples() {
+        let expect_valid = path.starts_with("examples/valid/");
+        let judged = judge(schemas, example).map_err(|e| format!("{path}: {e}"))?;
+        if judged != expect_valid {
+            return Err(format!(
+                "{path} is judged {} by the plugin's own schemas",
+                if judged { "valid" } else { "invalid" }
+            ));
+        }
+    }
+    for directive in &slot.manifest.directives {
+        let has_example = schemas.examples().iter().any(|(path, example)| {
+            path.starts_with("examples/valid/") && example["directive"]["header"]["name"] == directive.name.as_str()
+        });
+        if !has_example {
+            return Err(format!("directive {} has no valid example to test", directive.name));
+        }
+    }
+    let context = slot.context().await.map_err(|e| e.to_string())?;
+    for entry in context {
+        let name = entry["header"]["name"].as_str().unwrap_or("");
+        schemas.check_context(name, &entry["payload"]).map_err(|v| format!("its context: {v}"))?;
+    }
+    Ok(())
+}
+
+/// Whether an example message passes the schema of its kind and name.
+fn judge(schemas: &InterfaceSchemas, example: &serde_json::Value) -> Result<bool, String> {
+    let (check, message): (fn(&InterfaceSchemas, &str, &serde_json::Value) -> _, _) =
+        if let Some(d) = example.get("directive") {
+            (InterfaceSchemas::check_directive, d)
+        } else if let Some(e) = example.get("event") {
+            (InterfaceSchemas::check_event, e)
+        } else {
+            (InterfaceSchemas::check_context, example)
+        };
+    let name = message["header"]["name"].as_str().ok_or("no header name")?;
+    Ok(check(schemas, name, &message["payload"]).is_ok())
+}

@@ -1,0 +1,228 @@
+//! System 1.1 as a state machine over [`SystemHost`]: the hourly inactivity report, software info, and
+//! the connection-level directives that only reach a plugin if the core did not intercept them.
+
+use std::time::Instant;
+
+use avs_plugin_sdk::{Host, LogLevel, PluginError};
+use serde_json::{json, Value};
+
+use crate::inactivity::{InactivityClock, REPORT_PERIOD};
+
+/// What System needs from the host.
+pub trait SystemHost {
+    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError>;
+    fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64;
+    fn cancel_timer(&self, timer: u64);
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+impl SystemHost for Host {
+    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
+        Host::send_event(self, name, payload).map(drop)
+    }
+    fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64 {
+        Host::start_timer(self, delay_ms, period_ms)
+    }
+    fn cancel_timer(&self, timer: u64) {
+        Host::cancel_timer(self, timer)
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        Host::log(self, level, message)
+    }
+}
+
+/// SoftwareInfo's firmwareVersion: a positive 32-bit signed integer, written as a string.
+pub fn valid_firmware_version(version: &str) -> bool {
+    !version.starts_with('+') && version.parse::<i32>().is_ok_and(|v| v > 0)
+}
+
+#[derive(Debug)]
+pub struct SystemAgent {
+    clock: InactivityClock,
+    report_timer: Option<u64>,
+    /// From the host's `device.info`; `None` until a valid one arrived.
+    firmware_version: Option<String>,
+}
+
+impl SystemAgent {
+    pub fn new(now: Instant) -> Self {
+        SystemAgent { clock: InactivityClock::new(now), report_timer: None, firmware_version: None }
+    }
+
+    pub fn start(&mut self, host: &impl SystemHost) {
+        let period = REPORT_PERIOD.as_millis() as u64;
+        self.report_timer = Some(host.start_timer(period, period));
+    }
+
+    pub fn stop(&mut self, host: &impl SystemHost) {
+        if let Some(timer) = self.report_timer.take() {
+            host.cancel_timer(timer);
+        }
+    }
+
+    pub fn user_activity(&mut self, now: Instant) {
+        self.clock.reset(now);
+    }
+
+    pub fn on_timer(&mut self, host: &impl SystemHost, timer: u64, now: Instant) -> Result<(), PluginError> {
+        if Some(timer) != self.report_timer {
+            return Ok(());
+        }
+        host.send_event("UserInactivityReport", &self.clock.report(now))
+    }
+
+    pub fn device_info(&mut self, firmware_version: &str) -> Result<(), PluginError> {
+        if !valid_firmware_version(firmware_version) {
+            return Err(PluginError::invalid(format!(
+                "firmware version {firmware_version:?} is not a positive 32-bit integer as SoftwareInfo requires"
+            )));
+        }
+        self.firmware_version = Some(firmware_version.to_string());
+        Ok(())
+    }
+
+    pub fn handle_directive(&mut self, host: &impl SystemHost, name: &str, now: Instant) -> Result<(), PluginError> {
+        match name {
+            "ResetUserInactivity" => self.clock.reset(now),
+            "ReportSoftwareInfo" => {
+                let version = self
+                    .firmware_version
+                    .as_deref()
+                    .ok_or_else(|| PluginError::internal("no valid firmware version known (device.info)"))?;
+                host.send_event("SoftwareInfo", &json!({"firmwareVersion": version}))?;
+            }
+            // The core owns the connection and intercepts both; reaching here means it did not.
+            "SetEndpoint" | "RevokeAuthorization" => {
+                host.log(LogLevel::Warn, &format!("System.{name} reached the plugin; the core handles it, ignored"))
+            }
+            other => return Err(PluginError::unsupported(format!("System 1.1 has no directive {other}"))),
+        }
+        Ok(())
+    }
+
+    /// For an OTA swap: the inactivity clock is the only state worth carrying over.
+    pub fn export(&self, now: Instant) -> Value {
+        self.clock.report(now)
+    }
+
+    pub fn import(&mut self, state: &Value, now: Instant) -> Result<(), PluginError> {
+        let seconds = state["inactiveTimeInSeconds"]
+            .as_u64()
+            .ok_or_else(|| PluginError::invalid("state: inactiveTimeInSeconds must be a non-negative integer"))?;
+        self.clock = InactivityClock::inactive_for(seconds, now);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct FakeHost {
+        events: RefCell<Vec<(String, Value)>>,
+        timers: RefCell<Vec<(u64, u64)>>,
+        cancelled: RefCell<Vec<u64>>,
+        logs: RefCell<Vec<String>>,
+    }
+
+    impl SystemHost for FakeHost {
+        fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
+            crate::schema_check::assert_valid(&format!("events/{name}.json"), payload);
+            self.events.borrow_mut().push((name.into(), payload.clone()));
+            Ok(())
+        }
+        fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64 {
+            self.timers.borrow_mut().push((delay_ms, period_ms));
+            41 + self.timers.borrow().len() as u64
+        }
+        fn cancel_timer(&self, timer: u64) {
+            self.cancelled.borrow_mut().push(timer);
+        }
+        fn log(&self, _level: LogLevel, message: &str) {
+            self.logs.borrow_mut().push(message.into());
+        }
+    }
+
+    #[test]
+    fn firmware_versions_must_be_positive_32_bit_integers() {
+        assert!(valid_firmware_version("1"));
+        assert!(valid_firmware_version("2147483647"));
+        for bad in ["2147483648", "0", "-3", "+5", "1.2", "", "abc"] {
+            assert!(!valid_firmware_version(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_hourly_timer_reports_seconds_since_the_last_activity() {
+        let (host, t0) = (FakeHost::default(), Instant::now());
+        let mut system = SystemAgent::new(t0);
+        system.start(&host);
+        assert_eq!(host.timers.borrow().as_slice(), [(3_600_000, 3_600_000)]);
+        system.user_activity(t0 + Duration::from_secs(100));
+        system.on_timer(&host, 42, t0 + Duration::from_secs(3600)).unwrap();
+        system.on_timer(&host, 7, t0 + Duration::from_secs(3600)).unwrap();
+        let events = host.events.borrow();
+        assert_eq!(events.as_slice(), [("UserInactivityReport".into(), json!({"inactiveTimeInSeconds": 3500}))]);
+    }
+
+    #[test]
+    fn reset_user_inactivity_restarts_the_clock() {
+        let (host, t0) = (FakeHost::default(), Instant::now());
+        let mut system = SystemAgent::new(t0);
+        system.start(&host);
+        system.handle_directive(&host, "ResetUserInactivity", t0 + Duration::from_secs(3000)).unwrap();
+        system.on_timer(&host, 42, t0 + Duration::from_secs(3600)).unwrap();
+        assert_eq!(host.events.borrow()[0].1, json!({"inactiveTimeInSeconds": 600}));
+    }
+
+    #[test]
+    fn report_software_info_sends_the_device_firmware_version() {
+        let (host, t0) = (FakeHost::default(), Instant::now());
+        let mut system = SystemAgent::new(t0);
+        assert!(system.handle_directive(&host, "ReportSoftwareInfo", t0).is_err(), "no version known yet");
+        assert!(system.device_info("1.0.3").is_err());
+        system.device_info("42").unwrap();
+        system.handle_directive(&host, "ReportSoftwareInfo", t0).unwrap();
+        assert_eq!(host.events.borrow().as_slice(), [("SoftwareInfo".into(), json!({"firmwareVersion": "42"}))]);
+    }
+
+    #[test]
+    fn connection_directives_are_logged_and_unknown_ones_refused() {
+        let (host, t0) = (FakeHost::default(), Instant::now());
+        let mut system = SystemAgent::new(t0);
+        system.handle_directive(&host, "SetEndpoint", t0).unwrap();
+        system.handle_directive(&host, "RevokeAuthorization", t0).unwrap();
+        assert_eq!(host.logs.borrow().len(), 2);
+        assert!(host.events.borrow().is_empty());
+        assert_eq!(
+            system.handle_directive(&host, "Reboot", t0),
+            Err(PluginError::unsupported("System 1.1 has no directive Reboot"))
+        );
+    }
+
+    #[test]
+    fn stop_cancels_the_report_timer_once() {
+        let (host, t0) = (FakeHost::default(), Instant::now());
+        let mut system = SystemAgent::new(t0);
+        system.start(&host);
+        system.stop(&host);
+        system.stop(&host);
+        assert_eq!(host.cancelled.borrow().as_slice(), [42]);
+    }
+
+    #[test]
+    fn the_inactivity_clock_survives_export_and_import() {
+        let t0 = Instant::now();
+        let old = SystemAgent::new(t0);
+        let exported = old.export(t0 + Duration::from_secs(900));
+        let later = t0 + Duration::from_secs(5000);
+        let mut new = SystemAgent::new(later);
+        new.import(&exported, later).unwrap();
+        assert_eq!(new.export(later + Duration::from_secs(100)), json!({"inactiveTimeInSeconds": 1000}));
+        assert!(new.import(&json!({"inactiveTimeInSeconds": -1}), later).is_err());
+    }
+}

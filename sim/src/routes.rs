@@ -1,0 +1,67 @@
+//! Which handler answers a request, and the bearer-token check every AVS path makes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::RecvStream;
+use http::{Request, StatusCode};
+
+use crate::server::Connection;
+use crate::state::Shared;
+use crate::wire::{reply, reply_exception};
+use crate::{admin, capabilities, downchannel, events, lwa};
+
+pub(crate) async fn route(
+    shared: Arc<Shared>,
+    connection: Arc<Connection>,
+    request: Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+) {
+    let path = request.uri().path().to_string();
+    let method = request.method().clone();
+    let result = match (method.as_str(), path.as_str()) {
+        ("POST", "/auth/O2/create/codepair") => lwa::code_pair(&shared, request, respond).await,
+        ("POST", "/auth/O2/token") => lwa::token(&shared, request, respond).await,
+        ("GET", "/v20160207/directives") => downchannel::open(&shared, request, respond).await,
+        ("POST", "/v20160207/events") => events::receive(&shared, &connection, request, respond).await,
+        ("GET", "/ping") => ping(&shared, &request, respond),
+        ("PUT", "/v1/devices/@self/capabilities") => capabilities::put(&shared, request, respond).await,
+        (_, p) if p.starts_with("/admin/") => admin::route(&shared, request, respond).await,
+        _ => reply(respond, StatusCode::NOT_FOUND, "text/plain", Bytes::from(format!("no route for {method} {path}"))),
+    };
+    if let Err(e) = result {
+        tracing::debug!(connection = connection.id, "{method} {path}: {e}");
+    }
+}
+
+fn ping(shared: &Shared, request: &Request<RecvStream>, respond: SendResponse<Bytes>) -> Result<(), h2::Error> {
+    match authorize(shared, request, respond) {
+        Ok(respond) => reply(respond, StatusCode::NO_CONTENT, "", Bytes::new()),
+        Err(answered) => answered,
+    }
+}
+
+/// Checks `authorization: Bearer <token>` against the tokens LWA issued. On failure it answers 403
+/// itself and hands back the result of that answer.
+pub(crate) fn authorize(
+    shared: &Shared,
+    request: &Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+) -> Result<SendResponse<Bytes>, Result<(), h2::Error>> {
+    let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let token = match header.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            if scheme != "Bearer" {
+                shared.deviation(format!("authorization scheme spelled {scheme:?}"));
+            }
+            token.trim()
+        }
+        _ => "",
+    };
+    if shared.lwa().is_valid_access_token(token) {
+        return Ok(respond);
+    }
+    let description = if token.is_empty() { "no bearer token" } else { "the access token is invalid or expired" };
+    Err(reply_exception(respond, StatusCode::FORBIDDEN, "UNAUTHORIZED_REQUEST_EXCEPTION", description))
+}

@@ -1,0 +1,108 @@
+//! What a running sim shares between its connections and its handle: what it recorded, the LWA state,
+//! the open downchannels and the dialog script.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::{mpsc, Notify};
+
+use crate::{lwa, schemas, ReceivedEvent, SimConfig, Violation};
+
+#[derive(Default)]
+pub(crate) struct Recorded {
+    pub events: Vec<ReceivedEvent>,
+    pub capabilities: Vec<Value>,
+    pub violations: Vec<Violation>,
+    pub deviations: Vec<String>,
+}
+
+pub(crate) enum DownchannelMessage {
+    Data(Bytes),
+    End,
+}
+
+pub(crate) struct Shared {
+    pub config: SimConfig,
+    recorded: Mutex<Recorded>,
+    /// Woken whenever something is recorded or a downchannel opens, for the `wait_*` APIs.
+    pub changed: Notify,
+    lwa: Mutex<lwa::Lwa>,
+    downchannels: Mutex<Vec<mpsc::UnboundedSender<DownchannelMessage>>>,
+    pub downchannels_opened: AtomicUsize,
+    pub connections: AtomicU64,
+    pub schemas: schemas::Schemas,
+    /// The scripted dialog answers a Recognize with ExpectSpeech after the Speak.
+    pub expect_speech_after_speak: AtomicBool,
+}
+
+/// A poisoned lock only means a handler panicked mid-update; the recorded data is still worth reading.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(config: SimConfig) -> Self {
+        Shared {
+            expect_speech_after_speak: AtomicBool::new(config.expect_speech_after_speak),
+            config,
+            recorded: Mutex::default(),
+            changed: Notify::new(),
+            lwa: Mutex::default(),
+            downchannels: Mutex::default(),
+            downchannels_opened: AtomicUsize::new(0),
+            connections: AtomicU64::new(0),
+            schemas: schemas::Schemas::default(),
+        }
+    }
+
+    pub(crate) fn recorded(&self) -> MutexGuard<'_, Recorded> {
+        lock(&self.recorded)
+    }
+
+    pub(crate) fn lwa(&self) -> MutexGuard<'_, lwa::Lwa> {
+        lock(&self.lwa)
+    }
+
+    pub(crate) fn record(&self, f: impl FnOnce(&mut Recorded)) {
+        f(&mut self.recorded());
+        self.changed.notify_waiters();
+    }
+
+    /// Something a client did that AVS documents differently but the sim tolerates.
+    pub(crate) fn deviation(&self, what: impl Into<String>) {
+        let what = what.into();
+        tracing::debug!("client deviation: {what}");
+        self.record(|r| r.deviations.push(what));
+    }
+
+    /// Registers a new downchannel; what `broadcast_downchannel` sends arrives on the receiver.
+    pub(crate) fn open_downchannel(&self) -> mpsc::UnboundedReceiver<DownchannelMessage> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.downchannels).push(tx);
+        self.downchannels_opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.changed.notify_waiters();
+        rx
+    }
+
+    /// Sends a message on every open downchannel; returns how many received it.
+    pub(crate) fn broadcast_downchannel(&self, message: impl Fn() -> DownchannelMessage) -> usize {
+        let mut channels = lock(&self.downchannels);
+        channels.retain(|tx| tx.send(message()).is_ok());
+        channels.len()
+    }
+
+    /// Interface → version, from the last capability document the device published.
+    pub(crate) fn declared_versions(&self) -> HashMap<String, String> {
+        let recorded = self.recorded();
+        let Some(capabilities) = recorded.capabilities.last().and_then(|doc| doc["capabilities"].as_array()) else {
+            return HashMap::new();
+        };
+        capabilities
+            .iter()
+            .filter_map(|c| Some((c["interface"].as_str()?.to_string(), c["version"].as_str()?.to_string())))
+            .collect()
+    }
+}
