@@ -157,3 +157,45 @@ async fn rollback_returns_to_the_previous_version_with_the_state() {
     device.wait_for(|e| matches!(e, RuntimeEvent::PluginRolledBack { .. })).await;
     device.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_a_swap_loads_the_committed_version_with_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(SimConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("sim"))).await.unwrap();
+    let config = device_config(&sim, &dir, built_plugin_dir());
+    let runtime = Runtime::start(config.clone(), test_options()).await.unwrap();
+    let build = speaker_build(dir.path(), "committed");
+    runtime.plugins().swap("Speaker", &build).await.unwrap();
+    let stored = runtime.plugins().slot("Speaker").unwrap();
+    assert_eq!(stored.path, build, "the swapped-in artifact serves right away");
+    // Connected (the downchannel opens before SynchronizeState is sent).
+    sim.wait_for_event(|e| e.name == "SynchronizeState", WAIT).await.unwrap();
+    sim.push_directive(
+        json!({"directive": {"header": {"namespace": "Speaker", "name": "SetVolume", "messageId": "after-swap"}, "payload": {"volume": 77}}}),
+        vec![],
+    );
+    sim.wait_for_event(|e| e.name == "VolumeChanged", WAIT).await.unwrap();
+    runtime.shutdown().await;
+
+    // The same device starts again: the committed version comes back from the store, with the volume.
+    let runtime = Runtime::start(config.clone(), test_options()).await.unwrap();
+    let speaker = runtime.plugins().slot("Speaker").unwrap();
+    let store = config.data_dir.join("plugins");
+    assert!(speaker.path.starts_with(&store), "{} should be loaded from {}", speaker.path.display(), store.display());
+    let name = speaker.path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("Speaker-1.0-") && name.ends_with(".so") && name.contains(&speaker.sha256[..12]),
+        "{name}"
+    );
+    let context = runtime.plugins().context().await;
+    let volume = context.iter().find(|c| c["header"]["name"] == "VolumeState").unwrap();
+    assert_eq!(volume["payload"]["volume"], 77);
+
+    // Rolling back is persisted too: the next start is back on the built-in version.
+    runtime.plugins().rollback("Speaker", "test").await.unwrap();
+    runtime.shutdown().await;
+    let runtime = Runtime::start(config, test_options()).await.unwrap();
+    assert!(!runtime.plugins().slot("Speaker").unwrap().path.starts_with(&store));
+    runtime.shutdown().await;
+    sim.shutdown().await;
+}

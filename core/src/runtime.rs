@@ -20,6 +20,7 @@ use crate::media::{AttachmentStore, Player, Sink};
 use crate::observe::{Observer, RuntimeEvent};
 use crate::plugins::services::{Hub, Timers};
 use crate::plugins::signature::{SignatureError, TrustedKeys};
+use crate::plugins::store::PluginStore;
 use crate::plugins::{CallTimeouts, PluginHost, Trust};
 use crate::storage::Storage;
 use crate::transport::http2::Endpoint;
@@ -124,9 +125,12 @@ impl Runtime {
             }
             Trust::Signed(keys)
         };
-        let plugins =
-            Arc::new(PluginHost::new(hub.clone(), options.call_timeouts, device_info, observer.clone(), trust));
+        let store = PluginStore::new(config.data_dir.join("plugins"), hub.storage.clone());
+        let plugins = Arc::new(
+            PluginHost::new(hub.clone(), options.call_timeouts, device_info, observer.clone(), trust).with_store(store),
+        );
         plugins.load_dir(&config.plugin_dir, &config.plugins).await.map_err(RuntimeError::Plugins)?;
+        plugins.restore_committed().await;
 
         let sequencer = tokio::spawn(sequencer::run(sequencer_rx, plugins.clone(), events.clone(), observer.clone()));
         let (connection_tx, connection_rx) = mpsc::unbounded_channel();

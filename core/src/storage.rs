@@ -58,6 +58,20 @@ impl Storage {
         Ok(())
     }
 
+    pub fn delete(&self, namespace: &str, key: &str) -> Result<(), StorageError> {
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        db.execute("DELETE FROM kv WHERE namespace = ?1 AND key = ?2", params![namespace, key])?;
+        Ok(())
+    }
+
+    /// Every key and value of a namespace, in key order.
+    pub fn entries(&self, namespace: &str) -> Result<Vec<(String, String)>, StorageError> {
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        let mut statement = db.prepare("SELECT key, value FROM kv WHERE namespace = ?1 ORDER BY key")?;
+        let rows = statement.query_map(params![namespace], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn delete_namespace(&self, namespace: &str) -> Result<(), StorageError> {
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
         db.execute("DELETE FROM kv WHERE namespace = ?1", params![namespace])?;

@@ -5,6 +5,7 @@ pub mod loader;
 pub(crate) mod services;
 pub mod signature;
 pub mod slot;
+pub mod store;
 mod swap;
 
 use std::collections::{BTreeMap, HashSet};
@@ -46,6 +47,8 @@ pub struct PluginHost {
     capabilities_changed: tokio::sync::Notify,
     /// Numbers directive executions across slots, in the order plugin threads ran them.
     executed: Arc<std::sync::atomic::AtomicU64>,
+    /// Where committed OTA versions are kept so that a restart loads them.
+    store: Option<store::PluginStore>,
     hub: Arc<Hub>,
     timers: Arc<Timers>,
     timeouts: CallTimeouts,
@@ -70,12 +73,33 @@ impl PluginHost {
             swapping: Default::default(),
             capabilities_changed: Default::default(),
             executed: Default::default(),
+            store: None,
             hub,
             timers,
             timeouts,
             device_info,
             observer,
             trust,
+        }
+    }
+
+    /// Keeps committed OTA versions in `store` and loads them again at start (`restore_committed`).
+    pub(crate) fn with_store(mut self, store: store::PluginStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Swaps in, for each interface, the version an OTA update committed last (kept in the store).
+    pub async fn restore_committed(&self) {
+        let Some(store) = &self.store else { return };
+        for (interface, path) in store.active() {
+            if let Err(e) = self.swap(&interface, &path).await {
+                tracing::error!(
+                    "the committed {interface} version could not be restored, keeping the built-in one: {e}"
+                );
+                self.observer
+                    .emit(RuntimeEvent::PluginRejected { path: path.display().to_string(), error: e.to_string() });
+            }
         }
     }
 

@@ -83,6 +83,14 @@ impl PluginHost {
             Probation { until: Instant::now() + PROBATION, failures_at_start: new.failures.load(Ordering::Relaxed) },
         );
         new.post(SlotCall::HostEvent("device.info".into(), self.device_info.to_string()));
+        if let Some(store) = &self.store {
+            let kept = store.keep(path, interface, &new.manifest.version, &new.sha256);
+            if let Err(e) = kept.and_then(|stored| store.set_active(interface, Some(&stored))) {
+                tracing::error!(
+                    "OTA: {interface} swapped but not persisted, a restart will load the previous version: {e}"
+                );
+            }
+        }
         let report = SwapReport {
             interface: interface.to_string(),
             from_version: old.manifest.version.clone(),
@@ -119,6 +127,12 @@ impl PluginHost {
             });
         }
         let _ = current.shutdown().await;
+        if let Some(store) = &self.store {
+            let persisted = store.is_stored(&previous.path).then_some(previous.path.as_path());
+            if let Err(e) = store.set_active(interface, persisted) {
+                tracing::error!("OTA: rollback of {interface} not persisted: {e}");
+            }
+        }
         let report = SwapReport {
             interface: interface.to_string(),
             from_version: current.manifest.version.clone(),
