@@ -19,6 +19,8 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Run avs-sim, the local AVS-compatible cloud, standalone.
     Sim(cli::sim::SimArgs),
+    /// Control a running runtime: status, plugins, live swap and rollback.
+    Ctl(cli::ctl::CtlArgs),
     /// Inspect plugin libraries.
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCommand),
@@ -26,7 +28,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    cli::init_logging(matches!(cli.command, Command::Demo(_)));
+    cli::init_logging(matches!(cli.command, Command::Demo(_) | Command::Ctl(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -40,6 +42,7 @@ fn main() -> std::process::ExitCode {
             Command::Run(args) => cli::run::run(args).await,
             Command::Sim(args) => cli::sim::run(args).await,
             Command::Plugin(command) => cli::plugin::run(command),
+            Command::Ctl(args) => cli::ctl::run(args).await,
         }
     });
     match result {

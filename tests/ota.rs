@@ -199,3 +199,48 @@ async fn a_restart_after_a_swap_loads_the_committed_version_with_its_state() {
     runtime.shutdown().await;
     sim.shutdown().await;
 }
+
+/// One request over the runtime's control socket.
+async fn control(data_dir: &Path, request: serde_json::Value) -> serde_json::Value {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::UnixStream::connect(avs_core::control::socket_path(data_dir)).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    write.write_all(format!("{request}\n").as_bytes()).await.unwrap();
+    let line = BufReader::new(read).lines().next_line().await.unwrap().unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_socket_reports_status_swaps_and_rolls_back() {
+    use std::os::unix::fs::PermissionsExt;
+    let device = common::Device::connect(built_plugin_dir()).await;
+    let data_dir = device.dir.path().join("device");
+    let mode = std::fs::metadata(avs_core::control::socket_path(&data_dir)).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "only the device's user may control it");
+
+    let status = control(&data_dir, json!({"cmd": "status"})).await;
+    assert_eq!(status["ok"], true, "{status}");
+    assert_eq!(status["interfaces"].as_array().unwrap().len(), 4);
+    assert!(status["rssKib"].as_u64().unwrap() > 0);
+
+    let build = speaker_build(device.dir.path(), "ctl");
+    let swapped = control(&data_dir, json!({"cmd": "swap", "interface": "Speaker", "path": build})).await;
+    assert_eq!((swapped["ok"].as_bool(), swapped["to"].as_str()), (Some(true), Some("1.0")), "{swapped}");
+    let status = control(&data_dir, json!({"cmd": "plugins"})).await;
+    let speaker =
+        status["interfaces"].as_array().unwrap().iter().find(|i| i["interface"] == "Speaker").unwrap().clone();
+    assert_eq!(speaker["path"], json!(build));
+    assert!(speaker["previous"]["path"].as_str().unwrap().ends_with("libavs_speaker.so"));
+
+    let refused =
+        control(&data_dir, json!({"cmd": "swap", "interface": "Speaker", "path": "/nonexistent/lib.so"})).await;
+    assert_eq!(refused["ok"], false);
+    assert!(refused["error"].as_str().unwrap().contains("/nonexistent/lib.so"), "{refused}");
+    let bad = control(&data_dir, json!({"cmd": "reboot"})).await;
+    assert!(bad["error"].as_str().unwrap().contains("bad request"), "{bad}");
+
+    let rolled = control(&data_dir, json!({"cmd": "rollback", "interface": "Speaker"})).await;
+    assert_eq!(rolled["ok"], true, "{rolled}");
+    assert!(device.runtime().plugins().slot("Speaker").unwrap().path.ends_with("libavs_speaker.so"));
+    device.stop().await;
+}

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod capabilities;
 pub mod config;
+pub mod control;
 pub mod directives;
 pub mod events;
 pub mod focus;

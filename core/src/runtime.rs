@@ -68,6 +68,7 @@ pub struct Runtime {
     shutdown: watch::Sender<bool>,
     supervisor: JoinHandle<()>,
     sequencer: JoinHandle<()>,
+    control: JoinHandle<()>,
 }
 
 impl Runtime {
@@ -157,8 +158,11 @@ impl Runtime {
             observer: observer.clone(),
             connection_directives: connection_rx,
         };
+        let control = crate::control::bind(&crate::control::socket_path(&config.data_dir))
+            .map_err(|source| RuntimeError::DataDir { path: config.data_dir.display().to_string(), source })?;
+        let control = tokio::spawn(crate::control::serve(control, plugins.clone(), shutdown_rx.clone()));
         let supervisor = tokio::spawn(supervisor.run(transport, shutdown_rx));
-        Ok(Runtime { plugins, hub, auth, observer, shutdown, supervisor, sequencer })
+        Ok(Runtime { plugins, hub, auth, observer, shutdown, supervisor, sequencer, control })
     }
 
     pub fn observer(&self) -> &Observer {
@@ -185,6 +189,7 @@ impl Runtime {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.supervisor.await;
+        let _ = self.control.await;
         self.plugins.shutdown().await;
         self.hub.player.shutdown();
         self.hub.timers.shutdown();

@@ -1,5 +1,6 @@
 //! The `avs` subcommands, one module each.
 
+pub mod ctl;
 pub mod demo;
 pub mod plugin;
 pub mod run;

@@ -181,6 +181,26 @@ impl PluginHost {
         Ok(slot)
     }
 
+    /// Each interface: the active version and library, and the parked previous one (rollback target).
+    pub fn describe(&self) -> Vec<Value> {
+        let previous = self.previous.read().unwrap_or_else(|e| e.into_inner()).clone();
+        self.slots()
+            .iter()
+            .map(|slot| {
+                let parked = previous.get(slot.interface());
+                serde_json::json!({
+                    "interface": slot.interface(),
+                    "version": slot.manifest.version,
+                    "plugin": slot.manifest.plugin,
+                    "pluginVersion": slot.manifest.plugin_version,
+                    "path": slot.path,
+                    "sha256": slot.sha256,
+                    "previous": parked.map(|p| serde_json::json!({"version": p.manifest.version, "path": p.path})),
+                })
+            })
+            .collect()
+    }
+
     pub fn slot(&self, interface: &str) -> Option<Arc<Slot>> {
         self.slots.read().unwrap_or_else(|e| e.into_inner()).get(interface).cloned()
     }
