@@ -2,20 +2,32 @@
 
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(#[from] Box<figment::Error>);
+pub enum ConfigError {
+    /// A file named explicitly must exist: silently running on defaults after a typo in the path would
+    /// link the device with the wrong product id.
+    #[error("configuration file {path} does not exist")]
+    MissingFile { path: String },
+    /// figment's message names the key and where its value came from (the file or the `AVS_*` variable).
+    #[error("configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
 
 /// The AVS region; it picks the gateway the device connects to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
 pub enum Region {
+    /// US, Canada, Mexico, Brazil.
+    #[serde(rename = "NA", alias = "na")]
     Na,
+    /// UK, Germany, Austria, France, Italy, Spain, Saudi Arabia, UAE (India in older lists).
+    #[serde(rename = "EU", alias = "eu")]
     Eu,
+    /// Japan, Australia, New Zealand (India in the newest list).
+    #[serde(rename = "FE", alias = "fe")]
     Fe,
 }
 
@@ -33,7 +45,10 @@ impl Region {
     }
 }
 
+/// Unknown keys in the file are refused (a misspelt key would otherwise be silently ignored); missing keys
+/// take their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub region: Region,
     pub legacy_endpoint: bool,
@@ -61,6 +76,12 @@ pub struct Config {
     pub allow_unsigned_plugins: bool,
     /// `null`, or a directory receiving one file per played item.
     pub audio_sink: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::defaults()
+    }
 }
 
 impl Config {
@@ -93,18 +114,33 @@ impl Config {
 
     /// Defaults < `file` (or `./avs.toml` when present) < `AVS_*` environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let file = file.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("avs.toml"));
-        Self::from_figment(
-            Figment::from(Serialized::defaults(Config::defaults()))
-                .merge(Toml::file(file))
-                .merge(Env::prefixed("AVS_")),
-        )
+        let toml = match file {
+            Some(path) if !path.is_file() => {
+                return Err(ConfigError::MissingFile { path: path.display().to_string() });
+            }
+            Some(path) => Toml::file(path),
+            // Absent is fine: figment skips a missing default file.
+            None => Toml::file("avs.toml"),
+        };
+        Self::from_figment(Figment::new().merge(toml).merge(Self::env()))
     }
 
+    /// `AVS_<KEY>` for the keys of `Config` only: other `AVS_*` variables of the environment are none of
+    /// its business, and would otherwise be refused as unknown keys.
+    fn env() -> Env {
+        let keys: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        Env::prefixed("AVS_").filter(move |key| keys.iter().any(|k| k.as_str() == key))
+    }
+
+    /// Extracts a `Config` from any figment; keys it lacks take their defaults.
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        figment.extract().map_err(|e| ConfigError(Box::new(e)))
+        figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
     }
 
+    /// The AVS gateway: the override if set, else the region's current or legacy URL; no trailing slash.
     pub fn avs_base_url(&self) -> String {
         let url = self.endpoint.as_deref().unwrap_or_else(|| self.region.base_url(self.legacy_endpoint));
         url.trim_end_matches('/').to_string()
@@ -114,6 +150,7 @@ impl Config {
         self.lwa_url.as_deref().unwrap_or("https://api.amazon.com").trim_end_matches('/').to_string()
     }
 
+    /// The full URL of `PUT /v1/devices/@self/capabilities`.
     pub fn capabilities_endpoint(&self) -> String {
         let base = self.capabilities_url.as_deref().unwrap_or("https://api.amazonalexa.com").trim_end_matches('/');
         format!("{base}/v1/devices/@self/capabilities")
@@ -127,38 +164,80 @@ mod tests {
     use super::*;
 
     #[test]
-    fn file_overrides_defaults_and_env_overrides_the_file() {
+    fn defaults_then_file_then_environment() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("avs.toml", "region = \"EU\"\ndata_dir = \"/var/lib/avs\"\nlocale = \"de-DE\"\n")?;
+            jail.create_file(
+                "device.toml",
+                "region = \"EU\"\ndata_dir = \"/var/lib/avs\"\nlocale = \"de-DE\"\nplugins = [\"avs_speaker\"]\n",
+            )?;
             jail.set_env("AVS_DATA_DIR", "/tmp/avs-env");
             jail.set_env("AVS_ENDPOINT", "https://localhost:8443/");
-            let config = Config::load(None).map_err(|e| e.to_string())?;
-            assert_eq!(config.region, Region::Eu);
-            assert_eq!(config.locale, "de-DE");
-            assert_eq!(config.data_dir, PathBuf::from("/tmp/avs-env"));
-            assert_eq!(config.avs_base_url(), "https://localhost:8443");
-            assert_eq!(config.client_id, Config::defaults().client_id);
+            jail.set_env("AVS_LEGACY_ENDPOINT", "true");
+            // Not a configuration key: ignored rather than refused.
+            jail.set_env("AVS_SOMETHING_ELSE", "1");
+            let config = Config::load(Some(Path::new("device.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.region, Region::Eu, "from the file");
+            assert_eq!(config.locale, "de-DE", "from the file");
+            assert_eq!(config.plugins, ["avs_speaker"], "from the file");
+            assert_eq!(config.data_dir, PathBuf::from("/tmp/avs-env"), "the environment wins over the file");
+            assert!(config.legacy_endpoint, "from the environment");
+            assert_eq!(config.avs_base_url(), "https://localhost:8443", "the override wins over the region");
+            assert_eq!(config.client_id, Config::defaults().client_id, "a default");
+            assert_eq!(config.firmware_version, "1");
+            assert_eq!(config.audio_sink, "null");
             Ok(())
         });
     }
 
     #[test]
-    fn regions_pick_current_or_legacy_gateways() {
-        let mut config = Config::defaults();
-        assert_eq!(config.avs_base_url(), "https://alexa.na.gateway.devices.a2z.com");
-        config.region = Region::Fe;
-        config.legacy_endpoint = true;
-        assert_eq!(config.avs_base_url(), "https://avs-alexa-fe.amazon.com");
-        assert_eq!(config.lwa_base_url(), "https://api.amazon.com");
-        assert_eq!(config.capabilities_endpoint(), "https://api.amazonalexa.com/v1/devices/@self/capabilities");
+    fn avs_toml_in_the_working_directory_is_read_when_no_file_is_named() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(Config::load(None).map_err(|e| e.to_string())?, Config::defaults(), "no file: defaults");
+            jail.create_file("avs.toml", "region = \"fe\"\n")?;
+            assert_eq!(Config::load(None).map_err(|e| e.to_string())?.region, Region::Fe);
+            Ok(())
+        });
     }
 
     #[test]
-    fn a_bad_value_is_a_clear_error() {
+    fn every_region_has_a_current_and_a_legacy_gateway() {
+        let mut config = Config::defaults();
+        let expected = [
+            (Region::Na, false, "https://alexa.na.gateway.devices.a2z.com"),
+            (Region::Eu, false, "https://alexa.eu.gateway.devices.a2z.com"),
+            (Region::Fe, false, "https://alexa.fe.gateway.devices.a2z.com"),
+            (Region::Na, true, "https://avs-alexa-na.amazon.com"),
+            (Region::Eu, true, "https://avs-alexa-eu.amazon.com"),
+            (Region::Fe, true, "https://avs-alexa-fe.amazon.com"),
+        ];
+        for (region, legacy, url) in expected {
+            (config.region, config.legacy_endpoint) = (region, legacy);
+            assert_eq!(config.avs_base_url(), url);
+        }
+        assert_eq!(Config::defaults().avs_base_url(), "https://alexa.na.gateway.devices.a2z.com");
+        assert_eq!(config.lwa_base_url(), "https://api.amazon.com");
+        assert_eq!(config.capabilities_endpoint(), "https://api.amazonalexa.com/v1/devices/@self/capabilities");
+        config.lwa_url = Some("https://localhost:1/".into());
+        config.capabilities_url = Some("https://localhost:2".into());
+        assert_eq!(config.lwa_base_url(), "https://localhost:1");
+        assert_eq!(config.capabilities_endpoint(), "https://localhost:2/v1/devices/@self/capabilities");
+    }
+
+    #[test]
+    fn bad_configuration_is_a_clear_error() {
         figment::Jail::expect_with(|jail| {
+            let err = Config::load(Some(Path::new("missing.toml"))).unwrap_err().to_string();
+            assert_eq!(err, "configuration file missing.toml does not exist");
             jail.create_file("avs.toml", "region = \"MARS\"\n")?;
             let err = Config::load(None).unwrap_err().to_string();
-            assert!(err.contains("region") || err.contains("MARS"), "{err}");
+            assert!(err.contains("region") && err.contains("MARS") && err.contains("avs.toml"), "{err}");
+            jail.create_file("avs.toml", "regoin = \"EU\"\n")?;
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("regoin"), "a misspelt key is named: {err}");
+            jail.create_file("avs.toml", "")?;
+            jail.set_env("AVS_LEGACY_ENDPOINT", "maybe");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("LEGACY_ENDPOINT") && err.contains("AVS_") && err.contains("maybe"), "{err}");
             Ok(())
         });
     }

@@ -100,7 +100,13 @@ impl Device {
     }
 
     pub async fn sim_event(&self, pred: impl Fn(&ReceivedEvent) -> bool) -> ReceivedEvent {
-        self.sim.wait_for_event(pred, WAIT).await.expect("event at avs-sim")
+        match self.sim.wait_for_event(pred, WAIT).await {
+            Ok(event) => event,
+            Err(e) => {
+                let received: Vec<String> = self.sim.events().iter().map(|e| format!("{}.{}", e.namespace, e.name)).collect();
+                panic!("event at avs-sim: {e}; received so far: {received:?}")
+            }
+        }
     }
 
     pub async fn stop(mut self) {
