@@ -103,7 +103,8 @@ impl Device {
         match self.sim.wait_for_event(pred, WAIT).await {
             Ok(event) => event,
             Err(e) => {
-                let received: Vec<String> = self.sim.events().iter().map(|e| format!("{}.{}", e.namespace, e.name)).collect();
+                let received: Vec<String> =
+                    self.sim.events().iter().map(|e| format!("{}.{}", e.namespace, e.name)).collect();
                 panic!("event at avs-sim: {e}; received so far: {received:?}")
             }
         }
