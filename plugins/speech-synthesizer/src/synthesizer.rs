@@ -169,6 +169,11 @@ impl Synthesizer {
         focus: FocusState,
         now: Instant,
     ) -> Result<(), PluginError> {
+        if focus == FocusState::None && self.focus_requested {
+            // The answer to a release made before this request, delivered late: the host answers a
+            // request with FOREGROUND or BACKGROUND, never NONE, so the real answer is still to come.
+            return Ok(());
+        }
         self.focus = focus;
         self.focus_requested = false;
         match focus {
@@ -454,6 +459,21 @@ mod tests {
         assert_eq!(state, json!({"token": "t1", "offsetInMilliseconds": 700, "playerActivity": "INTERRUPTED"}));
         s.on_media(&host, 1, "stopped", 700, None, t0).unwrap();
         assert!(host.take().is_empty(), "the player's late stopped event is ignored");
+    }
+
+    #[test]
+    fn a_late_none_from_an_earlier_release_does_not_interrupt_the_next_speak() {
+        let (host, t0) = (FakeHost::default(), Instant::now());
+        let mut s = playing(&host, t0);
+        // Barge-in: speech 1 is cancelled and the channel released; the host's NONE for that release is
+        // still queued when the new dialog's Speak arrives and asks for the channel again.
+        s.cancel(&host, "m1", t0).unwrap();
+        s.speak(&host, speech(2), PlayBehavior::ReplaceAll, t0).unwrap();
+        host.take();
+        s.on_focus(&host, FocusState::None, t0).unwrap();
+        assert!(host.take().is_empty(), "the stale NONE must not interrupt speech 2");
+        s.on_focus(&host, FocusState::Foreground, t0).unwrap();
+        assert_eq!(host.take(), [Call::Play("cid:a2".into())]);
     }
 
     #[test]
