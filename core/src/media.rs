@@ -154,10 +154,6 @@ impl Player {
         }
     }
 
-    pub fn attachments(&self) -> &AttachmentStore {
-        &self.attachments
-    }
-
     /// Starts playing `url`; `listener` is made for the item's id and hears how it goes.
     pub fn play(&self, url: &str, listener: impl FnOnce(u64) -> MediaListener) -> Result<u64, MediaError> {
         let source = MediaSource::parse(url)?;

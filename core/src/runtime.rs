@@ -63,7 +63,6 @@ impl Default for RuntimeOptions {
 pub struct Runtime {
     plugins: Arc<PluginHost>,
     hub: Arc<Hub>,
-    auth: Authorizer,
     observer: Observer,
     shutdown: watch::Sender<bool>,
     supervisor: JoinHandle<()>,
@@ -162,7 +161,7 @@ impl Runtime {
             .map_err(|source| RuntimeError::DataDir { path: config.data_dir.display().to_string(), source })?;
         let control = tokio::spawn(crate::control::serve(control, plugins.clone(), shutdown_rx.clone()));
         let supervisor = tokio::spawn(supervisor.run(transport, shutdown_rx));
-        Ok(Runtime { plugins, hub, auth, observer, shutdown, supervisor, sequencer, control })
+        Ok(Runtime { plugins, hub, observer, shutdown, supervisor, sequencer, control })
     }
 
     pub fn observer(&self) -> &Observer {
@@ -179,10 +178,6 @@ impl Runtime {
         if kind != "user.activity" {
             self.plugins.broadcast("user.activity", &json!({}));
         }
-    }
-
-    pub fn authorizer(&self) -> &Authorizer {
-        &self.auth
     }
 
     /// Stops the connection, every plugin and every task the runtime started.

@@ -239,17 +239,6 @@ impl PluginHost {
         }
     }
 
-    /// Delivers a host event to one interface's plugin; false when none is loaded.
-    pub fn notify(&self, interface: &str, kind: &str, payload: &Value) -> bool {
-        match self.slot(interface) {
-            Some(slot) => {
-                slot.post(SlotCall::HostEvent(kind.to_string(), payload.to_string()));
-                true
-            }
-            None => false,
-        }
-    }
-
     pub async fn shutdown(&self) {
         self.timers.shutdown();
         let take = |map: &RwLock<BTreeMap<String, Arc<Slot>>>| -> Vec<Arc<Slot>> {

@@ -105,8 +105,6 @@ pub(crate) enum SlotCall {
     Timer(u64),
     HostEvent(String, String),
     Context(Reply<Vec<Value>>),
-    ExportState(Reply<String>),
-    ImportState(String, Reply<()>),
     /// Stop serving (an OTA swap): export the state into the sender and park — notifications are
     /// ignored and directives refused — until an `ImportFrom` makes this slot active again.
     Quiesce(oneshot::Sender<Result<String, PluginFailure>>),
@@ -164,7 +162,6 @@ impl Default for CallTimeouts {
 pub struct Slot {
     /// Directive calls that failed (error, panic) — what an OTA probation watches.
     pub failures: std::sync::atomic::AtomicU64,
-    pub handled: std::sync::atomic::AtomicU64,
     pub manifest: Manifest,
     pub schemas: Arc<InterfaceSchemas>,
     pub path: std::path::PathBuf,
@@ -191,7 +188,6 @@ impl Slot {
         })?;
         Ok(Slot {
             failures: Default::default(),
-            handled: Default::default(),
             manifest,
             schemas: Arc::new(schemas),
             path,
@@ -266,7 +262,6 @@ impl Slot {
                 )),
             },
         };
-        self.handled.fetch_add(1, Ordering::Relaxed);
         if let Err(failure) = &executed.result {
             if matches!(failure.kind, FailureKind::Panic | FailureKind::Internal | FailureKind::Timeout) {
                 self.failures.fetch_add(1, Ordering::Relaxed);
@@ -295,14 +290,6 @@ impl Slot {
         answer: oneshot::Receiver<Result<(), PluginFailure>>,
     ) -> Result<(), PluginFailure> {
         self.answer(self.timeouts.lifecycle, answer).await
-    }
-
-    pub async fn export_state(&self) -> Result<String, PluginFailure> {
-        self.call(self.timeouts.lifecycle, SlotCall::ExportState).await
-    }
-
-    pub async fn import_state(&self, state: String) -> Result<(), PluginFailure> {
-        self.call(self.timeouts.lifecycle, |r| SlotCall::ImportState(state, r)).await
     }
 
     /// Calls the plugin's `shutdown` and stops the slot's thread. The library itself stays mapped.
@@ -377,12 +364,6 @@ fn run(
                     })
                 });
                 let _ = reply.send(result);
-            }
-            SlotCall::ExportState(reply) => {
-                let _ = reply.send(plugin.export_state().into_result().map(RString::into_string).map_err(fail));
-            }
-            SlotCall::ImportState(state, reply) => {
-                let _ = reply.send(answer(plugin.import_state(state.as_str().into())));
             }
             SlotCall::Quiesce(handover) => {
                 let _ = handover.send(plugin.export_state().into_result().map(RString::into_string).map_err(fail));

@@ -22,10 +22,6 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.attempt = 0;
     }
-
-    pub fn attempts(&self) -> usize {
-        self.attempt
-    }
 }
 
 /// `base` scaled into [base/1.5, base×1.5] by `unit` ∈ [0, 1).
