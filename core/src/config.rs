@@ -65,7 +65,10 @@ pub struct Config {
     pub locale: String,
     /// Where plugin libraries are loaded from.
     pub plugin_dir: PathBuf,
-    /// File stems of the plugins to load (`libavs_speaker` or `avs_speaker`); empty loads them all.
+    /// The device template (`capabilities/`): a built-in name or a `.toml` path. It names the plugins to
+    /// load and the interface versions they must provide.
+    pub template: String,
+    /// File stems of the plugins to load (`libavs_speaker` or `avs_speaker`) instead of the template's.
     pub plugins: Vec<String>,
     pub data_dir: PathBuf,
     /// An extra CA certificate (PEM) to trust, e.g. avs-sim's. Verification itself cannot be disabled.
@@ -103,6 +106,7 @@ impl Config {
             firmware_version: "1".into(),
             locale: "en-US".into(),
             plugin_dir,
+            template: "minimal".into(),
             plugins: Vec::new(),
             data_dir: PathBuf::from("avs-data"),
             ca_file: None,

@@ -19,5 +19,6 @@ pub mod runtime;
 pub mod schema;
 pub mod storage;
 pub(crate) mod tasks;
+pub mod template;
 pub mod tls;
 pub mod transport;

@@ -19,10 +19,10 @@ use crate::https::HttpsClient;
 use crate::media::{AttachmentStore, Player, Sink};
 use crate::observe::{Observer, RuntimeEvent};
 use crate::plugins::services::{Hub, Timers};
-use crate::plugins::signature::{SignatureError, TrustedKeys};
 use crate::plugins::store::PluginStore;
 use crate::plugins::{CallTimeouts, PluginHost, Trust};
 use crate::storage::Storage;
+use crate::template::DeviceTemplate;
 use crate::transport::http2::Endpoint;
 use crate::transport::{Backoff, Inbound, Timing, Transport};
 use crate::{tls, transport};
@@ -43,6 +43,8 @@ pub enum RuntimeError {
     Plugins(std::io::Error),
     #[error("plugin trust: {0}")]
     Trust(#[from] crate::plugins::signature::SignatureError),
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
 }
 
 /// Knobs that are not device configuration: timing for tests and benchmarks.
@@ -113,23 +115,18 @@ impl Runtime {
             "locale": config.locale,
             "deviceSerialNumber": config.device_serial_number,
         });
-        let trust = if config.allow_unsigned_plugins {
-            tracing::warn!(
-                "DEVELOPMENT MODE: plugin signatures are NOT checked (allow_unsigned_plugins = true); never ship this"
-            );
-            Trust::AllowUnsigned
-        } else {
-            let keys = TrustedKeys::load(&config.plugin_trusted_keys)?;
-            if keys.is_empty() {
-                return Err(SignatureError::NoTrustedKeys.into());
-            }
-            Trust::Signed(keys)
-        };
-        let store = PluginStore::new(config.data_dir.join("plugins"), hub.storage.clone());
+        let trust = Trust::from_config(&config)?;
+        let store = PluginStore::in_data_dir(&config.data_dir, hub.storage.clone());
         let plugins = Arc::new(
             PluginHost::new(hub.clone(), options.call_timeouts, device_info, observer.clone(), trust).with_store(store),
         );
-        plugins.load_dir(&config.plugin_dir, &config.plugins).await.map_err(RuntimeError::Plugins)?;
+        if config.plugins.is_empty() {
+            let template = DeviceTemplate::resolve(&config.template)?;
+            plugins.load_dir(&config.plugin_dir, &template.files()).await.map_err(RuntimeError::Plugins)?;
+            plugins.check_template(&template);
+        } else {
+            plugins.load_dir(&config.plugin_dir, &config.plugins).await.map_err(RuntimeError::Plugins)?;
+        }
         plugins.restore_committed().await;
 
         let sequencer = tokio::spawn(sequencer::run(sequencer_rx, plugins.clone(), events.clone(), observer.clone()));

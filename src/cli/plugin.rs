@@ -4,8 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use avs_core::config::Config;
 use avs_core::plugins::loader::{self, Trust};
 use avs_core::plugins::signature::{self, TrustedKeys};
+use avs_core::plugins::store::PluginStore;
+use avs_core::storage::Storage;
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -31,6 +34,17 @@ pub enum PluginCommand {
         #[arg(long)]
         key: PathBuf,
     },
+    /// Verify a signed plugin and keep it in the device's plugin store (DATA/plugins/<interface>-<version>-
+    /// <sha256 prefix>.so), ready for `avs ctl swap`.
+    Install {
+        file: PathBuf,
+        /// The detached signature (default: FILE.sig).
+        #[arg(long)]
+        sig: Option<PathBuf>,
+        /// The device's configuration (data dir, trusted keys); default ./avs.toml if present.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 pub fn run(command: PluginCommand) -> anyhow::Result<()> {
@@ -45,6 +59,23 @@ pub fn run(command: PluginCommand) -> anyhow::Result<()> {
         PluginCommand::Sign { file, key } => {
             let sig = signature::sign_file(&file, &key)?;
             println!("signed {} → {}", file.display(), sig.display());
+            Ok(())
+        }
+        PluginCommand::Install { file, sig, config } => {
+            let config = Config::load(config.as_deref())?;
+            let trust = Trust::from_config(&config)?;
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("data dir {}", config.data_dir.display()))?;
+            let storage = Storage::open(&config.data_dir.join("avs.db"))?;
+            let store = PluginStore::in_data_dir(&config.data_dir, storage);
+            let sig = sig.unwrap_or_else(|| signature::signature_path(&file));
+            let (stored, manifest) = store.install(&file, &sig, &trust)?;
+            println!("installed {} {} → {}", manifest.interface, manifest.version, stored.display());
+            println!(
+                "activate it on the running device with: avs ctl swap {} {}",
+                manifest.interface,
+                stored.display()
+            );
             Ok(())
         }
     }

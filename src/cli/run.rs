@@ -12,10 +12,16 @@ pub struct RunArgs {
     /// Configuration file (default: ./avs.toml if present); AVS_* environment variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Device template (capabilities/): a built-in name such as `minimal`, or a .toml file.
+    #[arg(long)]
+    template: Option<String>,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = Config::load(args.config.as_deref())?;
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(template) = args.template {
+        config.template = template;
+    }
     let runtime = Runtime::start(config, RuntimeOptions::default()).await?;
     let mut events = runtime.observer().subscribe();
     let printer = tokio::spawn(async move {

@@ -23,6 +23,24 @@ pub enum Trust {
     AllowUnsigned,
 }
 
+impl Trust {
+    /// What the device configuration trusts: its public keys, or anything in the explicit (and loudly
+    /// logged) development mode. No key and no development mode is an error, never "trust all".
+    pub fn from_config(config: &crate::config::Config) -> Result<Trust, SignatureError> {
+        if config.allow_unsigned_plugins {
+            tracing::warn!(
+                "DEVELOPMENT MODE: plugin signatures are NOT checked (allow_unsigned_plugins = true); never ship this"
+            );
+            return Ok(Trust::AllowUnsigned);
+        }
+        let keys = TrustedKeys::load(&config.plugin_trusted_keys)?;
+        if keys.is_empty() {
+            return Err(SignatureError::NoTrustedKeys);
+        }
+        Ok(Trust::Signed(keys))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{path}: cannot read the file: {source}")]

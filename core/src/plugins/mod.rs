@@ -20,6 +20,7 @@ use slot::SlotCall;
 pub use slot::{CallTimeouts, FailureKind, PluginFailure, Slot};
 
 use crate::observe::{Observer, RuntimeEvent};
+use crate::template::DeviceTemplate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -109,9 +110,17 @@ impl PluginHost {
         let files = loader::discover(dir)
             .map_err(|e| std::io::Error::new(e.kind(), format!("plugin dir {}: {e}", dir.display())))?;
         let mut loaded = Vec::new();
+        for wanted in only {
+            let found = files.iter().any(|path| file_is(path, wanted));
+            if !found {
+                let path = dir.join(format!("lib{}.so", wanted.strip_prefix("lib").unwrap_or(wanted)));
+                let error = format!("{}: no such plugin library", path.display());
+                tracing::error!("plugin not loaded: {error}");
+                self.observer.emit(RuntimeEvent::PluginRejected { path: path.display().to_string(), error });
+            }
+        }
         for path in files {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            if !only.is_empty() && !only.iter().any(|o| *o == stem || stem.strip_prefix("lib") == Some(o)) {
+            if !only.is_empty() && !only.iter().any(|wanted| file_is(&path, wanted)) {
                 continue;
             }
             match self.install(&path).await {
@@ -124,6 +133,25 @@ impl PluginHost {
             }
         }
         Ok(loaded)
+    }
+
+    /// Reports a listed library that provides another version than the device template says (a missing
+    /// or refused one was reported when loading). The runtime serves with what did load.
+    pub fn check_template(&self, template: &DeviceTemplate) {
+        for wanted in &template.plugins {
+            let problem = match self.slot(&wanted.interface) {
+                Some(slot) if slot.manifest.version == wanted.version => continue,
+                Some(slot) => format!("provides {} {}", wanted.interface, slot.manifest.version),
+                // Why it did not load (missing, refused, another interface) was reported by load_dir.
+                None => continue,
+            };
+            let error = format!(
+                "device template {} expects {} {} from lib{}.so, which {problem}",
+                template.name, wanted.interface, wanted.version, wanted.file
+            );
+            tracing::error!("{error}");
+            self.observer.emit(RuntimeEvent::PluginRejected { path: format!("lib{}.so", wanted.file), error });
+        }
     }
 
     /// Loads one plugin file, starts its slot and initialises it, as the provider of its interface.
@@ -251,4 +279,10 @@ impl PluginHost {
             }
         }
     }
+}
+
+/// Whether `path` is the library `wanted` names (`avs_speaker` or `libavs_speaker` for `libavs_speaker.so`).
+fn file_is(path: &Path, wanted: &str) -> bool {
+    let stem = path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+    stem == wanted || stem.strip_prefix("lib") == Some(wanted)
 }

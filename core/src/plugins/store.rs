@@ -7,8 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::loader::{self, Trust};
 use super::signature::signature_path;
 use crate::storage::Storage;
+use avs_plugin_api::Manifest;
 
 const NAMESPACE: &str = "avs-core.plugins";
 
@@ -30,8 +32,34 @@ pub struct PluginStore {
 }
 
 impl PluginStore {
-    pub fn new(dir: PathBuf, storage: Storage) -> Self {
-        PluginStore { dir, storage }
+    /// The store of the device whose data dir is `data_dir` (`<data_dir>/plugins`).
+    pub fn in_data_dir(data_dir: &Path, storage: Storage) -> Self {
+        PluginStore { dir: data_dir.join("plugins"), storage }
+    }
+
+    /// `avs plugin install`: checks `artifact` against its detached `signature` before anything of it
+    /// runs, reads which interface and version it provides, and keeps it in the store (not yet active:
+    /// a swap commits it). Returns the stored path and the plugin's manifest.
+    pub fn install(&self, artifact: &Path, signature: &Path, trust: &Trust) -> Result<(PathBuf, Manifest), StoreError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| store_err(&self.dir, e))?;
+        // The loader finds a signature next to the library: stage both under a fresh name.
+        let name = artifact.file_name().ok_or_else(|| store_err(artifact, "not a file name"))?;
+        let staging = self.dir.join(format!(".install-{}", std::process::id()));
+        std::fs::create_dir_all(&staging).map_err(|e| store_err(&staging, e))?;
+        let staged = staging.join(name);
+        let result = (|| {
+            copy_durably(artifact, &staged)?;
+            if signature.exists() {
+                copy_durably(signature, &signature_path(&staged))?;
+            }
+            let plugin = loader::load(&staged, trust).map_err(|e| store_err(artifact, e))?;
+            let manifest = plugin.manifest;
+            let stored = self.keep(&staged, &manifest.interface, &manifest.version, &plugin.sha256)?;
+            Ok((stored, manifest))
+        })();
+        // The staged copy may stay mapped in this process; unlinking a mapped file is harmless.
+        let _ = std::fs::remove_dir_all(&staging);
+        result
     }
 
     /// Copies `artifact` (and its `.sig`, if any) into the store as `<interface>-<version>-<sha12>.so`
@@ -89,5 +117,8 @@ fn copy_durably(from: &Path, to: &Path) -> Result<(), StoreError> {
     let temp = to.with_extension("partial");
     let mut file = std::fs::File::create(&temp).map_err(|e| store_err(&temp, e))?;
     file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(|e| store_err(&temp, e))?;
-    std::fs::rename(&temp, to).map_err(|e| store_err(to, e))
+    std::fs::rename(&temp, to).map_err(|e| store_err(to, e))?;
+    // The rename itself is durable only once the directory entry is.
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| store_err(dir, e))
 }

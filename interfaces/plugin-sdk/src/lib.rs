@@ -394,6 +394,8 @@ impl<I: Interface> Plugin for Adapter<I> {
 macro_rules! export_plugin {
     ($interface:ty, $schema_dir:tt) => {
         mod __avs_plugin_export {
+            // The exported type may live in the plugin crate or in a crate it depends on.
+            #[allow(unused_imports)]
             use super::*;
             use $crate::__private::abi_stable::{
                 export_root_module, prefix_type::PrefixTypeTrait, sabi_trait::TD_Opaque,

@@ -1,5 +1,6 @@
-//! SpeechSynthesizer 1.3: plays Alexa's speech (Speak, an MP3 `cid:` attachment) on the Dialog channel
-//! and reports SpeechStarted / SpeechFinished / SpeechInterrupted.
+//! SpeechSynthesizer 1.0 and 1.3: plays Alexa's speech (Speak, an MP3 `cid:` attachment) on the Dialog
+//! channel and reports SpeechStarted / SpeechFinished, and from 1.3 on SpeechInterrupted; 1.3 also adds
+//! Speak's playBehavior.
 //!
 //! Speak is a blocking directive: the host holds the rest of the dialog (ExpectSpeech, Play…) until this
 //! plugin completes it, which it does when playback ends — naturally, interrupted, or failed.
@@ -11,8 +12,8 @@ mod synthesizer;
 use std::time::Instant;
 
 use avs_plugin_sdk::{
-    context_entry, export_plugin, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, Interface, Manifest,
-    Medium, PluginError,
+    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, Interface, Manifest, Medium,
+    PluginError,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -42,26 +43,36 @@ struct MediaEvent {
     error: Option<String>,
 }
 
-#[derive(Default)]
-pub struct SpeechSynthesizer {
+/// SpeechSynthesizer 1.`MINOR`; the plugin libraries export `SpeechSynthesizer<0>` and `SpeechSynthesizer<3>`.
+pub struct SpeechSynthesizer<const MINOR: u8> {
     host: Option<Host>,
     synthesizer: Synthesizer,
+}
+
+impl<const MINOR: u8> Default for SpeechSynthesizer<MINOR> {
+    fn default() -> Self {
+        SpeechSynthesizer { host: None, synthesizer: Synthesizer::new(MINOR) }
+    }
 }
 
 fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
     host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
 }
 
-impl Interface for SpeechSynthesizer {
+impl<const MINOR: u8> Interface for SpeechSynthesizer<MINOR> {
     fn manifest() -> Manifest {
         Manifest {
             interface: INTERFACE.into(),
-            version: "1.3".into(),
+            version: format!("1.{MINOR}"),
             plugin: env!("CARGO_PKG_NAME").into(),
             plugin_version: env!("CARGO_PKG_VERSION").into(),
             directives: vec![DirectiveSpec::new("Speak").blocking(Medium::Audio).on_channel(CHANNEL)],
             // Worthless after a restart: the dialog they describe is gone.
-            events: ["SpeechStarted", "SpeechFinished", "SpeechInterrupted"].into_iter().map(EventSpec::new).collect(),
+            events: ["SpeechStarted", "SpeechFinished", "SpeechInterrupted"]
+                .into_iter()
+                .take(if MINOR >= 3 { 3 } else { 2 })
+                .map(EventSpec::new)
+                .collect(),
             context: vec!["SpeechState".into()],
             configurations: None,
         }
@@ -74,11 +85,14 @@ impl Interface for SpeechSynthesizer {
 
     fn handle_directive(&mut self, directive: Directive<'_>) -> Result<Handling, PluginError> {
         if directive.name != "Speak" {
-            return Err(PluginError::unsupported(format!("SpeechSynthesizer 1.3 has no directive {}", directive.name)));
+            let name = directive.name;
+            return Err(PluginError::unsupported(format!("SpeechSynthesizer 1.{MINOR} has no directive {name}")));
         }
         let speak: Speak = directive.payload()?;
+        // Before 1.3 there is no playBehavior; a field the version does not define is ignored.
+        let play_behavior = if MINOR >= 3 { speak.play_behavior } else { PlayBehavior::default() };
         let speech = Speech { message_id: directive.message_id.into(), token: speak.token, url: speak.url };
-        self.synthesizer.speak(initialised(&self.host)?, speech, speak.play_behavior, Instant::now())?;
+        self.synthesizer.speak(initialised(&self.host)?, speech, play_behavior, Instant::now())?;
         Ok(Handling::Pending)
     }
 
@@ -116,8 +130,6 @@ impl Interface for SpeechSynthesizer {
     }
 }
 
-export_plugin!(SpeechSynthesizer, "$CARGO_MANIFEST_DIR/../../schemas/SpeechSynthesizer/1.3");
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -136,8 +148,12 @@ mod tests {
 
     #[test]
     fn speak_is_a_blocking_audio_directive_on_the_dialog_channel() {
-        let m = SpeechSynthesizer::manifest();
+        let m = SpeechSynthesizer::<3>::manifest();
         assert_eq!((m.interface.as_str(), m.version.as_str()), ("SpeechSynthesizer", "1.3"));
+        assert_eq!(m.events.len(), 3);
+        let old = SpeechSynthesizer::<0>::manifest();
+        assert_eq!(old.version, "1.0");
+        assert!(old.events.iter().all(|e| e.name != "SpeechInterrupted"), "SpeechInterrupted is new in 1.3");
         let speak = &m.directives[0];
         assert_eq!((speak.name.as_str(), speak.blocking, speak.medium), ("Speak", true, Medium::Audio));
         assert_eq!(speak.channel.as_deref(), Some("Dialog"));
@@ -145,7 +161,7 @@ mod tests {
 
     #[test]
     fn the_initial_context_is_finished_with_no_token() {
-        let s = SpeechSynthesizer::default();
+        let s = SpeechSynthesizer::<3>::default();
         let context = s.context();
         assert_eq!(context[0]["header"], json!({"namespace": "SpeechSynthesizer", "name": "SpeechState"}));
         assert_eq!(

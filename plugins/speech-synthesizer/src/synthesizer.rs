@@ -102,6 +102,9 @@ enum End {
 
 #[derive(Debug)]
 pub struct Synthesizer {
+    /// 1.3 added the INTERRUPTED state and SpeechInterrupted; 1.0 reports an interrupted Speak as
+    /// FINISHED and sends nothing for it.
+    reports_interruptions: bool,
     queue: VecDeque<Speech>,
     current: Option<Current>,
     focus: FocusState,
@@ -111,9 +114,11 @@ pub struct Synthesizer {
     last_activity: Activity,
 }
 
-impl Default for Synthesizer {
-    fn default() -> Self {
+impl Synthesizer {
+    /// The state machine of SpeechSynthesizer 1.`minor`.
+    pub fn new(minor: u8) -> Self {
         Synthesizer {
+            reports_interruptions: minor >= 3,
             queue: VecDeque::new(),
             current: None,
             focus: FocusState::None,
@@ -304,13 +309,14 @@ impl Synthesizer {
                 (Some(("SpeechFinished", json!({"token": speech.token}))), Ok(()))
             }
             End::Interrupted { offset_ms, outcome } => {
-                self.remember(&speech.token, offset_ms, Activity::Interrupted);
+                self.remember(&speech.token, offset_ms, self.interrupted());
                 // Nothing of a Speak that never started was heard: no event for it.
                 let payload = json!({"token": speech.token, "offsetInMilliseconds": offset_ms});
-                (started.map(|_| ("SpeechInterrupted", payload)), outcome)
+                let reported = started.is_some() && self.reports_interruptions;
+                (reported.then_some(("SpeechInterrupted", payload)), outcome)
             }
             End::Failed(error) => {
-                self.remember(&speech.token, 0, Activity::Interrupted);
+                self.remember(&speech.token, 0, self.interrupted());
                 for queued in std::mem::take(&mut self.queue) {
                     host.complete_directive(&queued.message_id, Err(error.clone()));
                 }
@@ -321,6 +327,13 @@ impl Synthesizer {
         host.complete_directive(&speech.message_id, outcome);
         let next = self.start_next(host, now);
         sent.and(next)
+    }
+
+    fn interrupted(&self) -> Activity {
+        match self.reports_interruptions {
+            true => Activity::Interrupted,
+            false => Activity::Finished,
+        }
     }
 
     fn remember(&mut self, token: &str, offset_ms: u64, activity: Activity) {
@@ -380,7 +393,7 @@ mod tests {
 
     impl SynthesizerHost for FakeHost {
         fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-            crate::schema_check::assert_valid(&format!("events/{name}.json"), payload);
+            crate::schema_check::assert_valid(3, &format!("events/{name}.json"), payload);
             self.push(Call::Event(name.into(), payload.clone()));
             Ok(())
         }
@@ -421,7 +434,7 @@ mod tests {
 
     /// A synthesizer playing speech 1 (started at `t0`), with the calls so far discarded.
     fn playing(host: &FakeHost, t0: Instant) -> Synthesizer {
-        let mut s = Synthesizer::default();
+        let mut s = Synthesizer::new(3);
         s.speak(host, speech(1), PlayBehavior::ReplaceAll, t0).unwrap();
         s.on_focus(host, FocusState::Foreground, t0).unwrap();
         s.on_media(host, 1, "started", 0, None, t0).unwrap();
@@ -432,7 +445,7 @@ mod tests {
     #[test]
     fn a_speak_plays_on_the_dialog_channel_and_reports_start_and_finish() {
         let (host, t0) = (FakeHost::default(), Instant::now());
-        let mut s = Synthesizer::default();
+        let mut s = Synthesizer::new(3);
         s.speak(&host, speech(1), PlayBehavior::ReplaceAll, t0).unwrap();
         assert_eq!(host.take(), [Call::Acquire], "nothing plays before the focus is granted");
         s.on_focus(&host, FocusState::Foreground, t0).unwrap();
@@ -440,11 +453,26 @@ mod tests {
         s.on_media(&host, 1, "started", 0, None, t0).unwrap();
         assert_eq!(host.take(), [event("SpeechStarted", json!({"token": "t1"}))]);
         let state = s.speech_state(t0 + Duration::from_millis(1500));
-        crate::schema_check::assert_valid("context/SpeechState.json", &state);
+        crate::schema_check::assert_valid(3, "context/SpeechState.json", &state);
         assert_eq!(state, json!({"token": "t1", "offsetInMilliseconds": 1500, "playerActivity": "PLAYING"}));
         s.on_media(&host, 1, "finished", 2300, None, t0).unwrap();
         assert_eq!(host.take(), [event("SpeechFinished", json!({"token": "t1"})), ok(1), Call::Release]);
         assert_eq!(s.speech_state(t0), json!({"token": "t1", "offsetInMilliseconds": 0, "playerActivity": "FINISHED"}));
+    }
+
+    #[test]
+    fn version_1_0_reports_an_interrupted_speak_as_finished_and_sends_nothing_for_it() {
+        let (host, t0) = (FakeHost::default(), Instant::now());
+        let mut s = Synthesizer::new(0);
+        s.speak(&host, speech(1), PlayBehavior::ReplaceAll, t0).unwrap();
+        s.on_focus(&host, FocusState::Foreground, t0).unwrap();
+        s.on_media(&host, 1, "started", 0, None, t0).unwrap();
+        host.take();
+        s.cancel(&host, "m1", t0 + Duration::from_millis(700)).unwrap();
+        assert_eq!(host.take(), [Call::Stop(1), ok(1), Call::Release], "no SpeechInterrupted in 1.0");
+        let state = s.speech_state(t0);
+        crate::schema_check::assert_valid(0, "context/SpeechState.json", &state);
+        assert_eq!(state, json!({"token": "t1", "offsetInMilliseconds": 700, "playerActivity": "FINISHED"}));
     }
 
     #[test]
@@ -455,7 +483,7 @@ mod tests {
         let interrupted = event("SpeechInterrupted", json!({"token": "t1", "offsetInMilliseconds": 700}));
         assert_eq!(host.take(), [Call::Stop(1), interrupted, ok(1), Call::Release]);
         let state = s.speech_state(t0);
-        crate::schema_check::assert_valid("context/SpeechState.json", &state);
+        crate::schema_check::assert_valid(3, "context/SpeechState.json", &state);
         assert_eq!(state, json!({"token": "t1", "offsetInMilliseconds": 700, "playerActivity": "INTERRUPTED"}));
         s.on_media(&host, 1, "stopped", 700, None, t0).unwrap();
         assert!(host.take().is_empty(), "the player's late stopped event is ignored");
@@ -535,7 +563,7 @@ mod tests {
     #[test]
     fn a_speak_cancelled_before_it_started_sends_no_event() {
         let (host, t0) = (FakeHost::default(), Instant::now());
-        let mut s = Synthesizer::default();
+        let mut s = Synthesizer::new(3);
         s.speak(&host, speech(1), PlayBehavior::ReplaceAll, t0).unwrap();
         s.on_focus(&host, FocusState::Foreground, t0).unwrap();
         host.take();
@@ -548,7 +576,7 @@ mod tests {
     #[test]
     fn a_refused_focus_fails_the_speak() {
         let (host, t0) = (FakeHost { refuse_focus: true, ..FakeHost::default() }, Instant::now());
-        let mut s = Synthesizer::default();
+        let mut s = Synthesizer::new(3);
         s.speak(&host, speech(1), PlayBehavior::ReplaceAll, t0).unwrap();
         let calls = host.take();
         assert!(matches!(&calls[0], Call::Complete(id, Err(e)) if id == "m1" && e.contains("focus")), "{calls:?}");
@@ -557,7 +585,7 @@ mod tests {
     #[test]
     fn a_focus_granted_after_everything_was_cancelled_is_given_back() {
         let (host, t0) = (FakeHost::default(), Instant::now());
-        let mut s = Synthesizer::default();
+        let mut s = Synthesizer::new(3);
         s.speak(&host, speech(1), PlayBehavior::ReplaceAll, t0).unwrap();
         s.cancel(&host, "m1", t0).unwrap();
         host.take();

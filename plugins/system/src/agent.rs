@@ -1,4 +1,4 @@
-//! System 1.1 as a state machine over [`SystemHost`]: the hourly inactivity report, software info, and
+//! System 1.x as a state machine over [`SystemHost`]: the hourly inactivity report, software info, and
 //! the connection-level directives that only reach a plugin if the core did not intercept them.
 
 use std::time::Instant;
@@ -38,6 +38,8 @@ pub fn valid_firmware_version(version: &str) -> bool {
 
 #[derive(Debug)]
 pub struct SystemAgent {
+    /// The interface's minor version: software info exists from 1.1 on.
+    minor: u8,
     clock: InactivityClock,
     report_timer: Option<u64>,
     /// From the host's `device.info`; `None` until a valid one arrived.
@@ -45,8 +47,8 @@ pub struct SystemAgent {
 }
 
 impl SystemAgent {
-    pub fn new(now: Instant) -> Self {
-        SystemAgent { clock: InactivityClock::new(now), report_timer: None, firmware_version: None }
+    pub fn new(minor: u8, now: Instant) -> Self {
+        SystemAgent { minor, clock: InactivityClock::new(now), report_timer: None, firmware_version: None }
     }
 
     pub fn start(&mut self, host: &impl SystemHost) {
@@ -84,7 +86,7 @@ impl SystemAgent {
     pub fn handle_directive(&mut self, host: &impl SystemHost, name: &str, now: Instant) -> Result<(), PluginError> {
         match name {
             "ResetUserInactivity" => self.clock.reset(now),
-            "ReportSoftwareInfo" => {
+            "ReportSoftwareInfo" if self.minor >= 1 => {
                 let version = self
                     .firmware_version
                     .as_deref()
@@ -95,7 +97,7 @@ impl SystemAgent {
             "SetEndpoint" | "RevokeAuthorization" => {
                 host.log(LogLevel::Warn, &format!("System.{name} reached the plugin; the core handles it, ignored"))
             }
-            other => return Err(PluginError::unsupported(format!("System 1.1 has no directive {other}"))),
+            other => return Err(PluginError::unsupported(format!("System 1.{} has no directive {other}", self.minor))),
         }
         Ok(())
     }
@@ -131,7 +133,7 @@ mod tests {
 
     impl SystemHost for FakeHost {
         fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-            crate::schema_check::assert_valid(&format!("events/{name}.json"), payload);
+            crate::schema_check::assert_valid(1, &format!("events/{name}.json"), payload);
             self.events.borrow_mut().push((name.into(), payload.clone()));
             Ok(())
         }
@@ -159,7 +161,7 @@ mod tests {
     #[test]
     fn the_hourly_timer_reports_seconds_since_the_last_activity() {
         let (host, t0) = (FakeHost::default(), Instant::now());
-        let mut system = SystemAgent::new(t0);
+        let mut system = SystemAgent::new(1, t0);
         system.start(&host);
         assert_eq!(host.timers.borrow().as_slice(), [(3_600_000, 3_600_000)]);
         system.user_activity(t0 + Duration::from_secs(100));
@@ -172,7 +174,7 @@ mod tests {
     #[test]
     fn reset_user_inactivity_restarts_the_clock() {
         let (host, t0) = (FakeHost::default(), Instant::now());
-        let mut system = SystemAgent::new(t0);
+        let mut system = SystemAgent::new(1, t0);
         system.start(&host);
         system.handle_directive(&host, "ResetUserInactivity", t0 + Duration::from_secs(3000)).unwrap();
         system.on_timer(&host, 42, t0 + Duration::from_secs(3600)).unwrap();
@@ -182,7 +184,7 @@ mod tests {
     #[test]
     fn report_software_info_sends_the_device_firmware_version() {
         let (host, t0) = (FakeHost::default(), Instant::now());
-        let mut system = SystemAgent::new(t0);
+        let mut system = SystemAgent::new(1, t0);
         assert!(system.handle_directive(&host, "ReportSoftwareInfo", t0).is_err(), "no version known yet");
         assert!(system.device_info("1.0.3").is_err());
         system.device_info("42").unwrap();
@@ -191,9 +193,21 @@ mod tests {
     }
 
     #[test]
+    fn system_1_0_has_no_software_info() {
+        let (host, t0) = (FakeHost::default(), Instant::now());
+        let mut system = SystemAgent::new(0, t0);
+        system.device_info("42").unwrap();
+        assert_eq!(
+            system.handle_directive(&host, "ReportSoftwareInfo", t0),
+            Err(PluginError::unsupported("System 1.0 has no directive ReportSoftwareInfo"))
+        );
+        assert!(host.events.borrow().is_empty());
+    }
+
+    #[test]
     fn connection_directives_are_logged_and_unknown_ones_refused() {
         let (host, t0) = (FakeHost::default(), Instant::now());
-        let mut system = SystemAgent::new(t0);
+        let mut system = SystemAgent::new(1, t0);
         system.handle_directive(&host, "SetEndpoint", t0).unwrap();
         system.handle_directive(&host, "RevokeAuthorization", t0).unwrap();
         assert_eq!(host.logs.borrow().len(), 2);
@@ -207,7 +221,7 @@ mod tests {
     #[test]
     fn stop_cancels_the_report_timer_once() {
         let (host, t0) = (FakeHost::default(), Instant::now());
-        let mut system = SystemAgent::new(t0);
+        let mut system = SystemAgent::new(1, t0);
         system.start(&host);
         system.stop(&host);
         system.stop(&host);
@@ -217,10 +231,10 @@ mod tests {
     #[test]
     fn the_inactivity_clock_survives_export_and_import() {
         let t0 = Instant::now();
-        let old = SystemAgent::new(t0);
+        let old = SystemAgent::new(1, t0);
         let exported = old.export(t0 + Duration::from_secs(900));
         let later = t0 + Duration::from_secs(5000);
-        let mut new = SystemAgent::new(later);
+        let mut new = SystemAgent::new(1, later);
         new.import(&exported, later).unwrap();
         assert_eq!(new.export(later + Duration::from_secs(100)), json!({"inactiveTimeInSeconds": 1000}));
         assert!(new.import(&json!({"inactiveTimeInSeconds": -1}), later).is_err());

@@ -1,4 +1,4 @@
-//! System 1.1: user inactivity reports and software info. The connection-level System messages
+//! System 1.0 and 1.1: user inactivity reports, and from 1.1 on software info. The connection-level System messages
 //! (SynchronizeState, ExceptionEncountered, SetEndpoint, RevokeAuthorization) are the core's; they are
 //! declared here so that the capability and the schemas are complete.
 
@@ -9,22 +9,21 @@ mod schema_check;
 
 use std::time::Instant;
 
-use avs_plugin_sdk::{
-    export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, Manifest, PluginError,
-};
+use avs_plugin_sdk::{Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, Manifest, PluginError};
 use serde::Deserialize;
 use serde_json::Value;
 
 use agent::SystemAgent;
 
-pub struct System {
+/// System 1.`MINOR`; the plugin libraries export `System<0>` and `System<1>`.
+pub struct System<const MINOR: u8> {
     host: Option<Host>,
     agent: SystemAgent,
 }
 
-impl Default for System {
+impl<const MINOR: u8> Default for System<MINOR> {
     fn default() -> Self {
-        System { host: None, agent: SystemAgent::new(Instant::now()) }
+        System { host: None, agent: SystemAgent::new(MINOR, Instant::now()) }
     }
 }
 
@@ -39,21 +38,25 @@ fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
     host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
 }
 
-impl Interface for System {
+impl<const MINOR: u8> Interface for System<MINOR> {
     fn manifest() -> Manifest {
-        let directives = ["ResetUserInactivity", "SetEndpoint", "RevokeAuthorization", "ReportSoftwareInfo"];
+        let mut directives = vec!["ResetUserInactivity", "SetEndpoint", "RevokeAuthorization"];
+        let mut events = vec![
+            EventSpec::new("SynchronizeState"),
+            EventSpec::new("UserInactivityReport"),
+            EventSpec::new("ExceptionEncountered").must_deliver(),
+        ];
+        if MINOR >= 1 {
+            directives.push("ReportSoftwareInfo");
+            events.push(EventSpec::new("SoftwareInfo").must_deliver());
+        }
         Manifest {
             interface: "System".into(),
-            version: "1.1".into(),
+            version: format!("1.{MINOR}"),
             plugin: env!("CARGO_PKG_NAME").into(),
             plugin_version: env!("CARGO_PKG_VERSION").into(),
             directives: directives.into_iter().map(DirectiveSpec::new).collect(),
-            events: vec![
-                EventSpec::new("SynchronizeState"),
-                EventSpec::new("UserInactivityReport"),
-                EventSpec::new("ExceptionEncountered").must_deliver(),
-                EventSpec::new("SoftwareInfo").must_deliver(),
-            ],
+            events,
             context: Vec::new(),
             configurations: None,
         }
@@ -103,15 +106,13 @@ impl Interface for System {
     }
 }
 
-export_plugin!(System, "$CARGO_MANIFEST_DIR/../../schemas/System/1.1");
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn manifest_marks_software_info_and_exceptions_must_deliver() {
-        let m = System::manifest();
+        let m = System::<1>::manifest();
         assert_eq!(
             (m.interface.as_str(), m.version.as_str(), m.plugin.as_str()),
             ("System", "1.1", "avs-plugin-system")
@@ -123,8 +124,16 @@ mod tests {
     }
 
     #[test]
+    fn system_1_0_declares_no_software_info() {
+        let m = System::<0>::manifest();
+        assert_eq!(m.version, "1.0");
+        assert!(m.directives.iter().all(|d| d.name != "ReportSoftwareInfo"));
+        assert!(m.events.iter().all(|e| e.name != "SoftwareInfo"));
+    }
+
+    #[test]
     fn device_info_must_carry_a_firmware_version() {
-        let mut s = System::default();
+        let mut s = System::<1>::default();
         assert!(s.on_host_event("device.info", r#"{"locale":"en-US"}"#).is_err());
         assert!(s.on_host_event("device.info", r#"{"firmwareVersion":"7","locale":"en-US"}"#).is_ok());
     }
