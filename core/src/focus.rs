@@ -157,11 +157,11 @@ fn notify_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::mpsc::UnboundedReceiver;
+    use crate::plugins::queue::CallQueue;
 
-    fn focus_calls(rx: &mut UnboundedReceiver<SlotCall>) -> Vec<(String, FocusState)> {
+    fn focus_calls(queue: &CallQueue) -> Vec<(String, FocusState)> {
         let mut calls = Vec::new();
-        while let Ok(call) = rx.try_recv() {
+        while let Some(call) = queue.try_pop() {
             if let SlotCall::Focus(channel, focus) = call {
                 calls.push((channel, focus));
             }
@@ -172,20 +172,20 @@ mod tests {
     #[test]
     fn dialog_pushes_content_to_the_background_and_gives_it_back() {
         let focus = FocusManager::default();
-        let (player, mut player_rx) = SlotSender::for_test("AudioPlayer");
-        let (speech, mut speech_rx) = SlotSender::for_test("SpeechSynthesizer");
+        let (player, player_rx) = SlotSender::for_test("AudioPlayer");
+        let (speech, speech_rx) = SlotSender::for_test("SpeechSynthesizer");
 
         focus.acquire("Content", player.clone()).unwrap();
-        assert_eq!(focus_calls(&mut player_rx), [("Content".to_string(), FocusState::Foreground)]);
+        assert_eq!(focus_calls(&player_rx), [("Content".to_string(), FocusState::Foreground)]);
 
         focus.acquire("Dialog", speech.clone()).unwrap();
-        assert_eq!(focus_calls(&mut speech_rx), [("Dialog".to_string(), FocusState::Foreground)]);
-        assert_eq!(focus_calls(&mut player_rx), [("Content".to_string(), FocusState::Background)]);
+        assert_eq!(focus_calls(&speech_rx), [("Dialog".to_string(), FocusState::Foreground)]);
+        assert_eq!(focus_calls(&player_rx), [("Content".to_string(), FocusState::Background)]);
         assert_eq!(focus.focus("Content", "AudioPlayer"), FocusState::Background);
 
         focus.release("Dialog", "SpeechSynthesizer").unwrap();
-        assert_eq!(focus_calls(&mut speech_rx), [("Dialog".to_string(), FocusState::None)]);
-        assert_eq!(focus_calls(&mut player_rx), [("Content".to_string(), FocusState::Foreground)]);
+        assert_eq!(focus_calls(&speech_rx), [("Dialog".to_string(), FocusState::None)]);
+        assert_eq!(focus_calls(&player_rx), [("Content".to_string(), FocusState::Foreground)]);
 
         let activity = focus.activity();
         let dialog = activity.iter().find(|a| a.channel == "Dialog").unwrap();
@@ -197,13 +197,13 @@ mod tests {
     #[test]
     fn a_new_owner_takes_the_channel_and_the_old_one_loses_focus() {
         let focus = FocusManager::default();
-        let (a, mut a_rx) = SlotSender::for_test("Alerts");
-        let (n, mut n_rx) = SlotSender::for_test("Notifications");
+        let (a, a_rx) = SlotSender::for_test("Alerts");
+        let (n, n_rx) = SlotSender::for_test("Notifications");
         focus.acquire("alert", a).unwrap();
-        focus_calls(&mut a_rx);
+        focus_calls(&a_rx);
         focus.acquire("Alert", n).unwrap();
-        assert_eq!(focus_calls(&mut a_rx), [("Alert".to_string(), FocusState::None)]);
-        assert_eq!(focus_calls(&mut n_rx), [("Alert".to_string(), FocusState::Foreground)]);
+        assert_eq!(focus_calls(&a_rx), [("Alert".to_string(), FocusState::None)]);
+        assert_eq!(focus_calls(&n_rx), [("Alert".to_string(), FocusState::Foreground)]);
         // Releasing a channel one does not own changes nothing.
         focus.release("Alert", "Alerts").unwrap();
         assert_eq!(focus.focus("Alert", "Notifications"), FocusState::Foreground);

@@ -42,6 +42,11 @@ pub enum RuntimeEvent {
         to_version: String,
         reason: String,
     },
+    /// A plugin hung in a call outside probation; a fresh instance of the same library took over.
+    PluginRestarted {
+        interface: String,
+        reason: String,
+    },
     Connected {
         connection: u64,
     },

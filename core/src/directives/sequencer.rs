@@ -132,17 +132,28 @@ impl Sequencer {
     }
 
     fn dispatch(&mut self, routed: Routed, in_dialog: bool) {
-        let Some(slot) = self.plugins.slot(routed.directive.namespace()) else {
-            return self.drop_directive(&routed.directive, "its interface is no longer loaded");
+        // Queued before the task starts: spawned tasks may run in any order, the slot's queue may not. A
+        // slot closes only while the host switches the interface to another one, under the lock that
+        // `slot()` takes, so the second lookup finds the slot that took over.
+        let mut queued = None;
+        for _ in 0..2 {
+            let Some(slot) = self.plugins.slot(routed.directive.namespace()) else { break };
+            if let Ok(answer) = slot.submit(routed.directive.clone()) {
+                queued = Some((slot, answer));
+                break;
+            }
+        }
+        let Some((slot, answer)) = queued else {
+            return self.drop_directive(&routed.directive, "its interface is no longer served");
         };
         let dispatched = Arc::new(Dispatched { routed, slot });
         if in_dialog {
             self.in_flight = Some(InFlight { dispatched: dispatched.clone(), sequence: u64::MAX, pending: false });
         }
-        // Queued before the task starts: spawned tasks may run in any order, the slot's queue may not.
-        let answer = dispatched.slot.submit(dispatched.routed.directive.clone());
+        let plugins = self.plugins.clone();
         self.calls.spawn(async move {
-            let Executed { sequence, result } = dispatched.slot.outcome(answer).await;
+            let message_id = dispatched.routed.directive.message_id();
+            let Executed { sequence, result } = plugins.outcome(&dispatched.slot, message_id, answer).await;
             Handled { dispatched, in_dialog, sequence, result }
         });
     }

@@ -2,6 +2,7 @@
 //! host services, and answers "which slot handles namespace X" for routing.
 
 pub mod loader;
+pub(crate) mod queue;
 pub(crate) mod services;
 pub mod signature;
 pub mod slot;

@@ -3,18 +3,21 @@
 //!
 //! A plugin is a synchronous state machine (it cannot use the host's tokio), so its calls must not run on
 //! the async runtime's workers; a thread per slot also means a plugin call that hangs stalls only its own
-//! interface, and the caller's timeout turns it into an error.
+//! interface. The slot records which call is running since when, so that the host can tell a hung call
+//! from a long queue, give up on the slot and move the calls queued behind the hung one elsewhere.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{RResult, RString};
 use avs_plugin_api::{Directive, FocusState, Handling, HostServicesArc, Manifest, PluginBox};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::loader::LoadedPlugin;
+use super::queue::CallQueue;
 use crate::directives::DirectiveMessage;
 use crate::schema::InterfaceSchemas;
 
@@ -96,6 +99,14 @@ pub(crate) struct Executed {
     pub result: Result<Handling, PluginFailure>,
 }
 
+/// What waiting for a directive's answer came to.
+#[derive(Debug)]
+pub(crate) enum Waited {
+    Executed(Executed),
+    /// The slot's thread is stuck in another call; this directive is still queued behind it.
+    Stalled,
+}
+
 /// A call queued for the slot's thread.
 pub(crate) enum SlotCall {
     Init(HostServicesArc, Reply<()>),
@@ -109,22 +120,29 @@ pub(crate) enum SlotCall {
     /// ignored and directives refused — until an `ImportFrom` makes this slot active again.
     Quiesce(oneshot::Sender<Result<String, PluginFailure>>),
     /// Become active with the state the previous owner of the interface hands over. Queued first on a
-    /// slot taking over, so that nothing it serves runs before the old version has finished.
-    ImportFrom(oneshot::Receiver<Result<String, PluginFailure>>, Reply<()>),
+    /// slot taking over, so that nothing it serves runs before the old version has finished. If the
+    /// state does not come or is refused, the slot shuts its plugin down, closes and hands back every
+    /// call queued after this one, so that the old version can serve them.
+    ImportFrom(oneshot::Receiver<Result<String, PluginFailure>>, oneshot::Sender<TakeOver>),
+    /// Serve again with the state kept since the `Quiesce` (a take-over failed).
+    Resume,
     Shutdown(Reply<()>),
 }
+
+/// The answer to [`SlotCall::ImportFrom`].
+pub(crate) type TakeOver = Result<(), (PluginFailure, Vec<SlotCall>)>;
 
 /// The sending side of a slot's queue, handed to the host services that call back into the plugin
 /// (timers, media progress, focus changes).
 #[derive(Clone)]
 pub(crate) struct SlotSender {
     interface: Arc<str>,
-    tx: mpsc::UnboundedSender<SlotCall>,
+    queue: Arc<CallQueue>,
 }
 
 impl SlotSender {
     pub(crate) fn post(&self, call: SlotCall) {
-        if self.tx.send(call).is_err() {
+        if self.queue.push(call).is_err() {
             tracing::debug!(interface = %self.interface, "call to a slot that has shut down dropped");
         }
     }
@@ -135,9 +153,9 @@ impl SlotSender {
 
     /// A sender whose calls a test reads from the returned queue instead of a plugin thread.
     #[cfg(test)]
-    pub(crate) fn for_test(interface: &str) -> (SlotSender, mpsc::UnboundedReceiver<SlotCall>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (SlotSender { interface: interface.into(), tx }, rx)
+    pub(crate) fn for_test(interface: &str) -> (SlotSender, Arc<CallQueue>) {
+        let queue = Arc::new(CallQueue::default());
+        (SlotSender { interface: interface.into(), queue: queue.clone() }, queue)
     }
 }
 
@@ -159,8 +177,15 @@ impl Default for CallTimeouts {
     }
 }
 
+/// The plugin call a slot's thread is in: since when, and which directive if it is one.
+#[derive(Debug, Clone)]
+struct Running {
+    since: Instant,
+    directive: Option<String>,
+}
+
 pub struct Slot {
-    /// Directive calls that failed (error, panic) — what an OTA probation watches.
+    /// Directive calls that failed (error, panic, hang) — what an OTA probation watches.
     pub failures: std::sync::atomic::AtomicU64,
     pub manifest: Manifest,
     pub schemas: Arc<InterfaceSchemas>,
@@ -168,6 +193,9 @@ pub struct Slot {
     pub sha256: String,
     sender: SlotSender,
     timeouts: CallTimeouts,
+    running: Arc<Mutex<Option<Running>>>,
+    /// Given up on: a call hung, the queue is closed and its calls went elsewhere.
+    abandoned: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -181,10 +209,11 @@ impl Slot {
     ) -> std::io::Result<Slot> {
         let LoadedPlugin { path, sha256, manifest, schemas, instance } = plugin;
         let interface: Arc<str> = manifest.interface.as_str().into();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let queue = Arc::new(CallQueue::default());
+        let running = Arc::new(Mutex::new(None));
         let thread = std::thread::Builder::new().name(format!("plugin-{interface}")).spawn({
-            let interface = interface.clone();
-            move || run(interface, instance, rx, executed)
+            let (interface, queue, running) = (interface.clone(), queue.clone(), running.clone());
+            move || run(interface, instance, &queue, &running, executed)
         })?;
         Ok(Slot {
             failures: Default::default(),
@@ -192,8 +221,10 @@ impl Slot {
             schemas: Arc::new(schemas),
             path,
             sha256,
-            sender: SlotSender { interface, tx },
+            sender: SlotSender { interface, queue },
             timeouts,
+            running,
+            abandoned: AtomicBool::new(false),
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -237,37 +268,89 @@ impl Slot {
     }
 
     /// Queues a directive now (so that directives reach the plugin in the order they were submitted);
-    /// `outcome` waits for the plugin's answer.
-    pub(crate) fn submit(&self, directive: Arc<DirectiveMessage>) -> oneshot::Receiver<Executed> {
+    /// [`Slot::wait`] waits for the plugin's answer. A slot that has closed (given up on, or its take-over
+    /// failed) hands the directive back: the interface has another slot by then.
+    pub(crate) fn submit(
+        &self,
+        directive: Arc<DirectiveMessage>,
+    ) -> Result<oneshot::Receiver<Executed>, Arc<DirectiveMessage>> {
         let (reply, answer) = oneshot::channel();
-        self.sender.post(SlotCall::Directive(directive, reply));
-        answer
+        match self.sender.queue.push(SlotCall::Directive(directive, reply)) {
+            Ok(()) => Ok(answer),
+            Err(SlotCall::Directive(directive, _)) => Err(directive),
+            Err(_) => unreachable!("the queue hands back the call it was given"),
+        }
     }
 
-    pub(crate) async fn outcome(&self, answer: oneshot::Receiver<Executed>) -> Executed {
-        use std::sync::atomic::Ordering;
+    /// Waits for a submitted directive's answer. Waiting in the queue is not failing: only a call that
+    /// has been running for longer than the directive timeout is hung. Returns `Stalled` when this
+    /// slot's thread is stuck in some call (the caller then recovers the interface and waits on), and
+    /// a `Timeout` failure when the stuck call is this very directive.
+    pub(crate) async fn wait(&self, message_id: &str, answer: &mut oneshot::Receiver<Executed>) -> Waited {
         let timeout = self.timeouts.directive;
-        let executed = match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(executed)) => executed,
-            Ok(Err(_)) => Executed {
-                sequence: u64::MAX,
-                result: Err(PluginFailure::new(self.interface(), FailureKind::Gone, "the slot has shut down")),
-            },
-            Err(_) => Executed {
-                sequence: u64::MAX,
-                result: Err(PluginFailure::new(
-                    self.interface(),
-                    FailureKind::Timeout,
-                    format!("no answer within {} ms", timeout.as_millis()),
-                )),
-            },
-        };
-        if let Err(failure) = &executed.result {
-            if matches!(failure.kind, FailureKind::Panic | FailureKind::Internal | FailureKind::Timeout) {
-                self.failures.fetch_add(1, Ordering::Relaxed);
+        loop {
+            match tokio::time::timeout(timeout, &mut *answer).await {
+                Ok(Ok(executed)) => {
+                    if let Err(failure) = &executed.result {
+                        if matches!(failure.kind, FailureKind::Panic | FailureKind::Internal) {
+                            self.failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    return Waited::Executed(executed);
+                }
+                Ok(Err(_)) => {
+                    let gone = PluginFailure::new(self.interface(), FailureKind::Gone, "the slot has shut down");
+                    return Waited::Executed(Executed { sequence: u64::MAX, result: Err(gone) });
+                }
+                Err(_) => match self.stuck(timeout) {
+                    Some(running) if running.directive.as_deref() == Some(message_id) => {
+                        self.failures.fetch_add(1, Ordering::Relaxed);
+                        let hung = format!("no answer within {} ms: the plugin is stuck in it", timeout.as_millis());
+                        let failure = PluginFailure::new(self.interface(), FailureKind::Timeout, hung);
+                        return Waited::Executed(Executed { sequence: u64::MAX, result: Err(failure) });
+                    }
+                    Some(_) => return Waited::Stalled,
+                    None => {}
+                },
             }
         }
-        executed
+    }
+
+    /// Whether this slot's thread has been in one call for longer than `limit`.
+    pub(crate) fn is_stuck(&self, limit: Duration) -> bool {
+        self.stuck(limit).is_some()
+    }
+
+    /// The call this slot's thread has been in for longer than `limit`, if any.
+    fn stuck(&self, limit: Duration) -> Option<Running> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        (running.since.elapsed() > limit).then_some(running)
+    }
+
+    /// What the slot's thread is stuck in, for the log.
+    pub(crate) fn stuck_in(&self) -> String {
+        match self.stuck(Duration::ZERO) {
+            Some(Running { directive: Some(id), since }) => {
+                format!("directive {id} for {} ms", since.elapsed().as_millis())
+            }
+            Some(Running { directive: None, since }) => format!("a call for {} ms", since.elapsed().as_millis()),
+            None => "nothing".into(),
+        }
+    }
+
+    /// Gives up on this slot: closes its queue and returns the calls still in it, in order. Only the
+    /// first caller gets them (`None` after that). The thread stays in its stuck call; the library
+    /// stays mapped, as every one does.
+    pub(crate) fn abandon(&self) -> Option<Vec<SlotCall>> {
+        if self.abandoned.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        Some(self.sender.queue.close())
+    }
+
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
     }
 
     pub async fn context(&self) -> Result<Vec<Value>, PluginFailure> {
@@ -278,23 +361,44 @@ impl Slot {
     pub(crate) fn take_over(
         &self,
         handover: oneshot::Receiver<Result<String, PluginFailure>>,
-    ) -> oneshot::Receiver<Result<(), PluginFailure>> {
+    ) -> oneshot::Receiver<TakeOver> {
         let (reply, answer) = oneshot::channel();
         self.post(SlotCall::ImportFrom(handover, reply));
         answer
     }
 
-    /// Waits for the answer of `take_over`, within the lifecycle timeout.
-    pub(crate) async fn taken_over(
-        &self,
-        answer: oneshot::Receiver<Result<(), PluginFailure>>,
-    ) -> Result<(), PluginFailure> {
-        self.answer(self.timeouts.lifecycle, answer).await
+    /// Waits for the answer of `take_over`, within the lifecycle timeout once the state was sent.
+    pub(crate) async fn taken_over(&self, answer: oneshot::Receiver<TakeOver>) -> TakeOver {
+        let limit = self.timeouts.lifecycle;
+        match tokio::time::timeout(limit, answer).await {
+            Ok(Ok(taken)) => taken,
+            Ok(Err(_)) => {
+                Err((PluginFailure::new(self.interface(), FailureKind::Gone, "the slot has shut down"), vec![]))
+            }
+            Err(_) => {
+                let hung = format!("import_state gave no answer within {} ms", limit.as_millis());
+                Err((PluginFailure::new(self.interface(), FailureKind::Timeout, hung), Vec::new()))
+            }
+        }
     }
 
-    /// Calls the plugin's `shutdown` and stops the slot's thread. The library itself stays mapped.
+    /// The lifecycle timeout: how long the old version may take to hand over its state.
+    pub(crate) fn lifecycle_timeout(&self) -> Duration {
+        self.timeouts.lifecycle
+    }
+
+    /// Calls the plugin's `shutdown` and stops the slot's thread. The library itself stays mapped. A slot
+    /// stuck in a call is abandoned instead: its thread cannot be stopped.
     pub async fn shutdown(&self) -> Result<(), PluginFailure> {
+        if let Some(running) = self.stuck(self.timeouts.lifecycle) {
+            self.abandon();
+            let stuck = format!("abandoned: stuck in a call for {} ms", running.since.elapsed().as_millis());
+            return Err(PluginFailure::new(self.interface(), FailureKind::Timeout, stuck));
+        }
         let result = self.call(self.timeouts.lifecycle, SlotCall::Shutdown).await;
+        if matches!(&result, Err(PluginFailure { kind: FailureKind::Timeout, .. })) {
+            self.abandon();
+        }
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let (Ok(()), Some(thread)) = (&result, thread) {
             // The thread returns right after answering Shutdown; joining off the runtime keeps a slow
@@ -308,7 +412,8 @@ impl Slot {
 fn run(
     interface: Arc<str>,
     mut plugin: PluginBox,
-    mut calls: mpsc::UnboundedReceiver<SlotCall>,
+    queue: &CallQueue,
+    running: &Mutex<Option<Running>>,
     executed: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let fail = |e: RString| PluginFailure::from_wire(&interface, e);
@@ -319,8 +424,14 @@ fn run(
             tracing::warn!(interface = %interface, "plugin {what} failed: {failure}");
         }
     };
+    // Every call into the plugin goes through here, so that a hung one is visible to the host.
+    let timed = |directive: Option<&str>| {
+        *running.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Running { since: Instant::now(), directive: directive.map(str::to_string) });
+        Done(running)
+    };
     let mut parked = false;
-    while let Some(call) = calls.blocking_recv() {
+    while let Some(call) = queue.pop() {
         if parked {
             match call {
                 SlotCall::Directive(_, reply) => {
@@ -334,6 +445,7 @@ fn run(
         }
         match call {
             SlotCall::Init(services, reply) => {
+                let _done = timed(None);
                 let _ = reply.send(answer(plugin.init(services)));
             }
             SlotCall::Directive(directive, reply) => {
@@ -343,18 +455,35 @@ fn run(
                     dialog_request_id: directive.dialog_request_id().unwrap_or("").into(),
                     payload: directive.payload().into(),
                 };
-                let sequence = executed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let result = plugin.handle_directive(raw).into_result().map_err(fail);
+                let sequence = executed.fetch_add(1, Ordering::Relaxed);
+                let result = {
+                    let _done = timed(Some(directive.message_id()));
+                    plugin.handle_directive(raw).into_result().map_err(fail)
+                };
                 let _ = reply.send(Executed { sequence, result });
             }
-            SlotCall::Cancel(message_id) => report("cancel", plugin.cancel(message_id.as_str().into())),
-            SlotCall::Focus(channel, focus) => report("on_focus", plugin.on_focus(channel.as_str().into(), focus)),
-            SlotCall::Timer(id) => report("on_timer", plugin.on_timer(id)),
+            SlotCall::Cancel(message_id) => {
+                let _done = timed(None);
+                report("cancel", plugin.cancel(message_id.as_str().into()))
+            }
+            SlotCall::Focus(channel, focus) => {
+                let _done = timed(None);
+                report("on_focus", plugin.on_focus(channel.as_str().into(), focus))
+            }
+            SlotCall::Timer(id) => {
+                let _done = timed(None);
+                report("on_timer", plugin.on_timer(id))
+            }
             SlotCall::HostEvent(kind, payload) => {
+                let _done = timed(None);
                 report(&kind, plugin.on_host_event(kind.as_str().into(), payload.as_str().into()))
             }
             SlotCall::Context(reply) => {
-                let result = plugin.context().into_result().map_err(fail).and_then(|json| {
+                let context = {
+                    let _done = timed(None);
+                    plugin.context().into_result()
+                };
+                let result = context.map_err(fail).and_then(|json| {
                     serde_json::from_str(&json).map_err(|e| {
                         PluginFailure::new(
                             &interface,
@@ -366,12 +495,20 @@ fn run(
                 let _ = reply.send(result);
             }
             SlotCall::Quiesce(handover) => {
-                let _ = handover.send(plugin.export_state().into_result().map(RString::into_string).map_err(fail));
+                let state = {
+                    let _done = timed(None);
+                    plugin.export_state().into_result()
+                };
+                let _ = handover.send(state.map(RString::into_string).map_err(fail));
                 parked = true;
             }
             SlotCall::ImportFrom(state, reply) => {
+                // Waiting for the old version to finish is not a plugin call: not timed.
                 let imported = match state.blocking_recv() {
-                    Ok(Ok(state)) => answer(plugin.import_state(state.as_str().into())),
+                    Ok(Ok(state)) => {
+                        let _done = timed(None);
+                        answer(plugin.import_state(state.as_str().into()))
+                    }
                     Ok(Err(failure)) => Err(failure),
                     Err(_) => Err(PluginFailure::new(
                         &interface,
@@ -379,13 +516,38 @@ fn run(
                         "the previous version handed over no state",
                     )),
                 };
-                parked = imported.is_err() && parked;
-                let _ = reply.send(imported);
+                match imported {
+                    Ok(()) => {
+                        parked = false;
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(failure) => {
+                        // This version will not serve: nothing queued here may be lost or refused.
+                        {
+                            let _done = timed(None);
+                            report("shutdown", plugin.shutdown());
+                        }
+                        let _ = reply.send(Err((failure, queue.close())));
+                        return;
+                    }
+                }
             }
+            SlotCall::Resume => parked = false,
             SlotCall::Shutdown(reply) => {
+                let _done = timed(None);
                 let _ = reply.send(answer(plugin.shutdown()));
+                queue.close();
                 return;
             }
         }
+    }
+}
+
+/// Clears the running-call record when the call returns.
+struct Done<'a>(&'a Mutex<Option<Running>>);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }

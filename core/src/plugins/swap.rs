@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::slot::{PluginFailure, Slot, SlotCall};
+use super::slot::{Executed, FailureKind, PluginFailure, Slot, SlotCall, Waited};
 use super::{InstallError, PluginHost};
 use crate::observe::RuntimeEvent;
 use crate::schema::InterfaceSchemas;
@@ -149,10 +149,10 @@ impl PluginHost {
         Ok(report)
     }
 
-    /// Moves `interface` from `from` to `to` between two queued calls. If `to` cannot take the state,
-    /// `from` takes it back and keeps serving.
+    /// Moves `interface` from `from` to `to` between two queued calls. If `to` cannot take over, `from`
+    /// serves again with the state it kept, followed by every directive that reached `to` meanwhile.
     async fn hand_over(&self, from: &Arc<Slot>, to: &Arc<Slot>) -> Result<(), PluginFailure> {
-        let (exported_tx, exported) = oneshot::channel();
+        let (exported_tx, mut exported) = oneshot::channel();
         let (state_tx, state_rx) = oneshot::channel();
         let answer = to.take_over(state_rx);
         {
@@ -160,23 +160,137 @@ impl PluginHost {
             slots.insert(to.interface().to_string(), to.clone());
             from.post(SlotCall::Quiesce(exported_tx));
         }
-        let state = exported.await.unwrap_or_else(|_| {
-            Err(PluginFailure {
-                interface: from.interface().to_string(),
-                kind: super::FailureKind::Gone,
-                message: "the old version exported no state".into(),
-            })
-        });
-        let _ = state_tx.send(state.clone());
-        let taken = to.taken_over(answer).await;
-        if let (Err(_), Ok(state)) = (&taken, state) {
-            let (back_tx, back_rx) = oneshot::channel();
-            let back = from.take_over(back_rx);
-            self.slots.write().unwrap_or_else(|e| e.into_inner()).insert(from.interface().to_string(), from.clone());
-            let _ = back_tx.send(Ok(state));
-            let _ = from.taken_over(back).await;
+        // The old version first runs everything queued before the swap, however long that takes; only a
+        // call stuck for longer than the lifecycle timeout ends the wait.
+        let limit = from.lifecycle_timeout();
+        let state = loop {
+            match tokio::time::timeout(limit, &mut exported).await {
+                Ok(Ok(state)) => break state,
+                Ok(Err(_)) => {
+                    break Err(handover_failure(from, FailureKind::Gone, "the old version exported no state"))
+                }
+                Err(_) if from.is_stuck(limit) => {
+                    let why = format!("the old version is stuck in {} and cannot hand over its state", from.stuck_in());
+                    break Err(handover_failure(from, FailureKind::Timeout, &why));
+                }
+                Err(_) => {}
+            }
+        };
+        let _ = state_tx.send(state);
+        match to.taken_over(answer).await {
+            Ok(()) => Ok(()),
+            Err((failure, mut queued)) => {
+                let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+                queued.extend(to.abandon().unwrap_or_default());
+                from.post(SlotCall::Resume);
+                for call in queued.into_iter().filter(|c| matches!(c, SlotCall::Directive(..))) {
+                    from.post(call);
+                }
+                slots.insert(from.interface().to_string(), from.clone());
+                Err(failure)
+            }
         }
-        taken
+    }
+
+    /// Waits for the answer to a directive submitted to `slot`. If the slot's thread hangs in a call,
+    /// the interface is recovered (see [`PluginHost::recover_hung`]) and the directives queued behind
+    /// the hung call are answered by the version that took over.
+    pub(crate) async fn outcome(
+        &self,
+        slot: &Arc<Slot>,
+        message_id: &str,
+        mut answer: oneshot::Receiver<Executed>,
+    ) -> Executed {
+        loop {
+            match slot.wait(message_id, &mut answer).await {
+                Waited::Stalled => self.recover_hung(slot).await,
+                Waited::Executed(executed) => {
+                    if matches!(&executed.result, Err(f) if f.kind == FailureKind::Timeout) {
+                        self.recover_hung(slot).await;
+                    }
+                    return executed;
+                }
+            }
+        }
+    }
+
+    /// Gives up on a slot stuck in a plugin call (its thread cannot be stopped): during probation the
+    /// interface goes back to the previous version, otherwise a fresh instance of the same library takes
+    /// over. Either way the directives queued behind the hung call move to it, in order. The state the
+    /// hung instance held is lost with it: a rolled-back version serves with the state it handed over.
+    pub(crate) async fn recover_hung(&self, hung: &Arc<Slot>) {
+        let _one_at_a_time = self.swapping.lock().await;
+        let interface = hung.interface().to_string();
+        let serving = self.slot(&interface).is_some_and(|s| Arc::ptr_eq(&s, hung));
+        if hung.is_abandoned() || !serving {
+            return; // recovered already, or swapped out meanwhile
+        }
+        let stuck = hung.stuck_in();
+        let in_probation = self.probation.lock().unwrap_or_else(|e| e.into_inner()).remove(&interface).is_some();
+        let previous = match in_probation {
+            true => self.previous.write().unwrap_or_else(|e| e.into_inner()).remove(&interface),
+            false => None,
+        };
+        let rolled_back = previous.is_some();
+        let successor = match previous {
+            Some(previous) => previous,
+            None => match self.start(&hung.path, |_| Ok(())).await {
+                Ok(fresh) => {
+                    fresh.post(SlotCall::HostEvent("device.info".into(), self.device_info.to_string()));
+                    fresh
+                }
+                Err(e) => {
+                    tracing::error!("{interface} is stuck in {stuck} and could not be restarted: {e}");
+                    let gone = format!("{interface} is stuck and could not be restarted: {e}");
+                    for call in hung.abandon().unwrap_or_default() {
+                        if let SlotCall::Directive(_, reply) = call {
+                            let failure = PluginFailure {
+                                interface: interface.clone(),
+                                kind: FailureKind::Gone,
+                                message: gone.clone(),
+                            };
+                            let _ = reply.send(Executed { sequence: u64::MAX, result: Err(failure) });
+                        }
+                    }
+                    return;
+                }
+            },
+        };
+        {
+            let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+            if rolled_back {
+                successor.post(SlotCall::Resume);
+            }
+            for call in hung.abandon().unwrap_or_default() {
+                if matches!(call, SlotCall::Directive(..)) {
+                    successor.post(call);
+                }
+            }
+            slots.insert(interface.clone(), successor.clone());
+        }
+        let reason = format!("stuck in {stuck}");
+        if rolled_back {
+            if let Some(store) = &self.store {
+                let persisted = store.is_stored(&successor.path).then_some(successor.path.as_path());
+                if let Err(e) = store.set_active(&interface, persisted) {
+                    tracing::error!("OTA: rollback of {interface} not persisted: {e}");
+                }
+            }
+            tracing::error!(
+                "OTA: {interface} {} {reason}; rolled back to {}",
+                hung.manifest.version,
+                successor.manifest.version
+            );
+            self.observer.emit(RuntimeEvent::PluginRolledBack {
+                interface: interface.clone(),
+                to_version: successor.manifest.version.clone(),
+                reason,
+            });
+            self.capabilities_changed.notify_one();
+        } else {
+            tracing::error!("{interface} {reason}; a fresh instance of {} took over", hung.path.display());
+            self.observer.emit(RuntimeEvent::PluginRestarted { interface, reason });
+        }
     }
 
     /// Called after each directive a slot handled: a failure of a version in probation rolls it back.
@@ -245,4 +359,8 @@ fn judge(schemas: &InterfaceSchemas, example: &serde_json::Value) -> Result<bool
         };
     let name = message["header"]["name"].as_str().ok_or("no header name")?;
     Ok(check(schemas, name, &message["payload"]).is_ok())
+}
+
+fn handover_failure(from: &Slot, kind: FailureKind, message: &str) -> PluginFailure {
+    PluginFailure { interface: from.interface().to_string(), kind, message: message.to_string() }
 }

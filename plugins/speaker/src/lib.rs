@@ -6,7 +6,7 @@ mod schema_check;
 mod volume;
 
 use avs_plugin_sdk::{
-    context_entry, export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, Manifest, PluginError,
+    context_entry, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, Manifest, PluginError,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -113,8 +113,6 @@ impl Interface for Speaker {
         Ok(())
     }
 }
-
-export_plugin!(Speaker, "$CARGO_MANIFEST_DIR/../../schemas/Speaker/1.0");
 
 #[cfg(test)]
 mod tests {

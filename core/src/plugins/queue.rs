@@ -1,0 +1,112 @@
+//! The queue of calls waiting for one slot's thread.
+//!
+//! Hand-written over `Mutex` + `Condvar` because neither tokio's nor std's channels let anyone but the
+//! receiver take queued messages out, and recovering from a hung plugin call needs exactly that: the
+//! receiving thread is stuck inside the plugin, and the directives queued behind it must move to the
+//! version that takes over.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use super::slot::SlotCall;
+
+#[derive(Default)]
+pub(crate) struct CallQueue {
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    calls: VecDeque<SlotCall>,
+    closed: bool,
+}
+
+impl CallQueue {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends a call; hands it back if the queue is closed.
+    pub(crate) fn push(&self, call: SlotCall) -> Result<(), SlotCall> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(call);
+        }
+        state.calls.push_back(call);
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next call, waiting for one; `None` once the queue is closed.
+    pub(crate) fn pop(&self) -> Option<SlotCall> {
+        let mut state = self.lock();
+        loop {
+            if state.closed {
+                return None;
+            }
+            if let Some(call) = state.calls.pop_front() {
+                return Some(call);
+            }
+            state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Closes the queue and returns what was still in it, in order.
+    pub(crate) fn close(&self) -> Vec<SlotCall> {
+        let mut state = self.lock();
+        state.closed = true;
+        let left = state.calls.drain(..).collect();
+        drop(state);
+        self.ready.notify_all();
+        left
+    }
+
+    #[cfg(test)]
+    pub(crate) fn try_pop(&self) -> Option<SlotCall> {
+        self.lock().calls.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timer(call: Option<SlotCall>) -> Option<u64> {
+        match call {
+            Some(SlotCall::Timer(id)) => Some(id),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn calls_come_out_in_order_and_a_closed_queue_returns_the_rest_and_refuses_more() {
+        let queue = CallQueue::default();
+        for id in 1..=3 {
+            assert!(queue.push(SlotCall::Timer(id)).is_ok());
+        }
+        assert_eq!(timer(queue.pop()), Some(1));
+        let left: Vec<Option<u64>> = queue.close().into_iter().map(|c| timer(Some(c))).collect();
+        assert_eq!(left, [Some(2), Some(3)]);
+        assert!(queue.push(SlotCall::Timer(4)).is_err());
+        assert!(queue.pop().is_none());
+    }
+
+    #[test]
+    fn a_waiting_receiver_wakes_for_a_call_and_for_close() {
+        let queue = std::sync::Arc::new(CallQueue::default());
+        let (first_taken, taken) = std::sync::mpsc::channel();
+        let receiver = std::thread::spawn({
+            let queue = queue.clone();
+            move || {
+                first_taken.send(timer(queue.pop())).unwrap();
+                queue.pop().is_none()
+            }
+        });
+        queue.push(SlotCall::Timer(7)).ok();
+        assert_eq!(taken.recv().unwrap(), Some(7));
+        assert!(queue.close().is_empty());
+        assert!(receiver.join().unwrap(), "close wakes a receiver waiting for the next call");
+    }
+}
