@@ -159,12 +159,16 @@ impl SlotSender {
     }
 }
 
-/// How long the host waits for a plugin call before calling it hung.
+/// How long the host waits for a plugin call before calling it hung, and how long it watches a new
+/// version after an OTA swap.
 #[derive(Debug, Clone, Copy)]
 pub struct CallTimeouts {
     pub directive: Duration,
     pub context: Duration,
     pub lifecycle: Duration,
+    /// After a swap, a directive that fails (error, panic, hang) within this time rolls the interface
+    /// back to the version the swap replaced.
+    pub probation: Duration,
 }
 
 impl Default for CallTimeouts {
@@ -173,6 +177,7 @@ impl Default for CallTimeouts {
             directive: Duration::from_secs(5),
             context: Duration::from_secs(2),
             lifecycle: Duration::from_secs(10),
+            probation: Duration::from_secs(60),
         }
     }
 }

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -19,9 +19,6 @@ use super::slot::{Executed, FailureKind, PluginFailure, Slot, SlotCall, Waited};
 use super::{InstallError, PluginHost};
 use crate::observe::RuntimeEvent;
 use crate::schema::InterfaceSchemas;
-
-/// How long a new version is watched after a swap.
-const PROBATION: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
@@ -80,7 +77,10 @@ impl PluginHost {
         }
         self.probation.lock().unwrap_or_else(|e| e.into_inner()).insert(
             interface.to_string(),
-            Probation { until: Instant::now() + PROBATION, failures_at_start: new.failures.load(Ordering::Relaxed) },
+            Probation {
+                until: Instant::now() + self.timeouts.probation,
+                failures_at_start: new.failures.load(Ordering::Relaxed),
+            },
         );
         new.post(SlotCall::HostEvent("device.info".into(), self.device_info.to_string()));
         if let Some(store) = &self.store {
@@ -226,7 +226,8 @@ impl PluginHost {
             return; // recovered already, or swapped out meanwhile
         }
         let stuck = hung.stuck_in();
-        let in_probation = self.probation.lock().unwrap_or_else(|e| e.into_inner()).remove(&interface).is_some();
+        let watched = self.probation.lock().unwrap_or_else(|e| e.into_inner()).remove(&interface);
+        let in_probation = watched.is_some_and(|p| Instant::now() <= p.until);
         let previous = match in_probation {
             true => self.previous.write().unwrap_or_else(|e| e.into_inner()).remove(&interface),
             false => None,
