@@ -246,3 +246,72 @@ async fn the_control_socket_reports_status_swaps_and_rolls_back() {
     assert!(device.runtime().plugins().slot("Speaker").unwrap().path.ends_with("libavs_speaker.so"));
     device.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_during_speech_lets_it_finish_and_the_new_version_speaks_as_1_0() {
+    // Real-time playback: the answer lasts about 2.7 s, so the swap arrives while it plays.
+    let options = avs_core::runtime::RuntimeOptions { playback_speed: 1.0, ..test_options() };
+    let mut device = common::Device::connect_with(built_plugin_dir(), |_| {}, options).await;
+    let v1_0 = device.dir.path().join("signed-plugins/libavs_speech_synthesizer_1_0.so");
+    device.speak_to_it();
+    let started = device.sim_event(|e| e.name == "SpeechStarted").await;
+    let report = device.runtime().plugins().swap("SpeechSynthesizer", &v1_0).await.expect("swap commits");
+    assert_eq!((report.from_version.as_str(), report.to_version.as_str()), ("1.3", "1.0"));
+
+    // The Speak in progress ran to its end on 1.3 before 1.0 took over: nothing cut off, nothing lost.
+    let finished = device.sim_event(|e| e.name == "SpeechFinished").await;
+    assert_eq!(payload(&finished)["token"], payload(&started)["token"]);
+    let handled =
+        device.wait_for(|e| matches!(e, RuntimeEvent::DirectiveHandled { name, .. } if name == "Speak")).await;
+    let RuntimeEvent::DirectiveHandled { plugin, outcome, .. } = handled else { unreachable!() };
+    assert_eq!(outcome, Ok(()));
+    assert!(plugin.ends_with("libavs_speech_synthesizer.so"), "{plugin}");
+    let published = device.sim.wait_for_capabilities(2, WAIT).await.unwrap();
+    assert_eq!(published_version(&published, "SpeechSynthesizer").as_deref(), Some("1.0"));
+
+    // 1.0 has no SpeechInterrupted: a barge-in stops the speech silently.
+    device.speak_to_it();
+    let second =
+        device.sim_event(|e| e.name == "SpeechStarted" && payload(e)["token"] != payload(&started)["token"]).await;
+    device.speak_to_it();
+    let cancelled = device
+        .wait_for(|e| matches!(e, RuntimeEvent::DirectiveHandled { name, outcome: Err(why), .. } if name == "Speak" && why.contains("new dialog")))
+        .await;
+    let RuntimeEvent::DirectiveHandled { plugin, .. } = cancelled else { unreachable!() };
+    assert!(plugin.ends_with("libavs_speech_synthesizer_1_0.so"), "{plugin}");
+    let third = device
+        .sim_event(|e| {
+            e.name == "SpeechFinished"
+                && payload(e)["token"] != payload(&started)["token"]
+                && payload(e)["token"] != payload(&second)["token"]
+        })
+        .await;
+    assert!(payload(&third)["token"].is_string());
+    let speech_events: Vec<String> =
+        device.sim.events().iter().filter(|e| e.namespace == "SpeechSynthesizer").map(|e| e.name.clone()).collect();
+    assert!(!speech_events.iter().any(|n| n == "SpeechInterrupted"), "{speech_events:?}");
+    assert!(device.sim.violations().is_empty(), "{:?}", device.sim.violations());
+    device.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speak_that_outlasts_the_drain_time_is_failed_and_the_dialogs_go_on() {
+    let mut options = avs_core::runtime::RuntimeOptions { playback_speed: 1.0, ..test_options() };
+    options.call_timeouts.drain = std::time::Duration::ZERO;
+    let mut device = common::Device::connect_with(built_plugin_dir(), |_| {}, options).await;
+    let v1_0 = device.dir.path().join("signed-plugins/libavs_speech_synthesizer_1_0.so");
+    device.speak_to_it();
+    device.sim_event(|e| e.name == "SpeechStarted").await;
+    device.runtime().plugins().swap("SpeechSynthesizer", &v1_0).await.expect("swap commits");
+    let failed = device.wait_for(|e| matches!(e, RuntimeEvent::DirectiveHandled { name, .. } if name == "Speak")).await;
+    let RuntimeEvent::DirectiveHandled { outcome, .. } = failed else { unreachable!() };
+    assert_eq!(outcome, Err("interrupted by the OTA update of SpeechSynthesizer".to_string()));
+    // The dialog is not left waiting for a Speak nobody will finish: the next question is answered.
+    device.speak_to_it();
+    let done = device
+        .wait_for(|e| matches!(e, RuntimeEvent::DirectiveHandled { name, outcome: Ok(()), .. } if name == "Speak"))
+        .await;
+    let RuntimeEvent::DirectiveHandled { plugin, .. } = done else { unreachable!() };
+    assert!(plugin.ends_with("libavs_speech_synthesizer_1_0.so"), "{plugin}");
+    device.stop().await;
+}

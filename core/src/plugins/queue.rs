@@ -7,8 +7,15 @@
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use super::slot::SlotCall;
+
+pub(crate) enum Popped {
+    Call(SlotCall),
+    TimedOut,
+    Closed,
+}
 
 #[derive(Default)]
 pub(crate) struct CallQueue {
@@ -39,17 +46,26 @@ impl CallQueue {
         Ok(())
     }
 
-    /// The next call, waiting for one; `None` once the queue is closed.
-    pub(crate) fn pop(&self) -> Option<SlotCall> {
+    /// The next call, waiting for one until `deadline` (forever without one).
+    pub(crate) fn pop(&self, deadline: Option<Instant>) -> Popped {
         let mut state = self.lock();
         loop {
             if state.closed {
-                return None;
+                return Popped::Closed;
             }
             if let Some(call) = state.calls.pop_front() {
-                return Some(call);
+                return Popped::Call(call);
             }
-            state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+            state = match deadline {
+                None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Popped::TimedOut;
+                    }
+                    self.ready.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
         }
     }
 
@@ -73,9 +89,9 @@ impl CallQueue {
 mod tests {
     use super::*;
 
-    fn timer(call: Option<SlotCall>) -> Option<u64> {
-        match call {
-            Some(SlotCall::Timer(id)) => Some(id),
+    fn timer(popped: Popped) -> Option<u64> {
+        match popped {
+            Popped::Call(SlotCall::Timer(id)) => Some(id),
             _ => None,
         }
     }
@@ -86,11 +102,19 @@ mod tests {
         for id in 1..=3 {
             assert!(queue.push(SlotCall::Timer(id)).is_ok());
         }
-        assert_eq!(timer(queue.pop()), Some(1));
-        let left: Vec<Option<u64>> = queue.close().into_iter().map(|c| timer(Some(c))).collect();
+        assert_eq!(timer(queue.pop(None)), Some(1));
+        let left: Vec<Option<u64>> = queue.close().into_iter().map(|c| timer(Popped::Call(c))).collect();
         assert_eq!(left, [Some(2), Some(3)]);
         assert!(queue.push(SlotCall::Timer(4)).is_err());
-        assert!(queue.pop().is_none());
+        assert!(matches!(queue.pop(None), Popped::Closed));
+    }
+
+    #[test]
+    fn an_empty_queue_gives_up_at_the_deadline() {
+        let queue = CallQueue::default();
+        assert!(matches!(queue.pop(Some(Instant::now())), Popped::TimedOut));
+        queue.push(SlotCall::Timer(1)).ok();
+        assert_eq!(timer(queue.pop(Some(Instant::now()))), Some(1), "a queued call comes before the deadline check");
     }
 
     #[test]
@@ -100,8 +124,8 @@ mod tests {
         let receiver = std::thread::spawn({
             let queue = queue.clone();
             move || {
-                first_taken.send(timer(queue.pop())).unwrap();
-                queue.pop().is_none()
+                first_taken.send(timer(queue.pop(None))).unwrap();
+                matches!(queue.pop(None), Popped::Closed)
             }
         });
         queue.push(SlotCall::Timer(7)).ok();

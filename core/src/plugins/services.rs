@@ -177,6 +177,7 @@ impl HostServices for PluginServices {
 
     fn complete_directive(&self, message_id: RStr<'_>, outcome: RResult<(), RString>) {
         let outcome = outcome.into_result().map_err(RString::into_string);
+        self.slot.settled(message_id.as_str());
         self.hub.sequencer.send(SequencerInput::Completed { message_id: message_id.to_string(), outcome });
     }
 

@@ -6,8 +6,9 @@
 //! interface. The slot records which call is running since when, so that the host can tell a hung call
 //! from a long queue, give up on the slot and move the calls queued behind the hung one elsewhere.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::loader::LoadedPlugin;
-use super::queue::CallQueue;
+use super::queue::{CallQueue, Popped};
 use crate::directives::DirectiveMessage;
 use crate::schema::InterfaceSchemas;
 
@@ -116,9 +117,10 @@ pub(crate) enum SlotCall {
     Timer(u64),
     HostEvent(String, String),
     Context(Reply<Vec<Value>>),
-    /// Stop serving (an OTA swap): export the state into the sender and park — notifications are
-    /// ignored and directives refused — until an `ImportFrom` makes this slot active again.
-    Quiesce(oneshot::Sender<Result<String, PluginFailure>>),
+    /// Stop serving (an OTA swap): let the directives still pending finish (a Speak playing), within the
+    /// drain time, then export the state into the sender and park — notifications are ignored and
+    /// directives refused — until a `Resume` or an `ImportFrom` makes this slot active again.
+    Quiesce(oneshot::Sender<Result<Handover, PluginFailure>>),
     /// Become active with the state the previous owner of the interface hands over. Queued first on a
     /// slot taking over, so that nothing it serves runs before the old version has finished. If the
     /// state does not come or is refused, the slot shuts its plugin down, closes and hands back every
@@ -127,6 +129,14 @@ pub(crate) enum SlotCall {
     /// Serve again with the state kept since the `Quiesce` (a take-over failed).
     Resume,
     Shutdown(Reply<()>),
+}
+
+/// What a quiesced slot hands over: its exported state, and the directives it left unfinished because
+/// the drain time ran out (the host fails them, so that their dialog does not wait forever).
+#[derive(Debug, Clone)]
+pub(crate) struct Handover {
+    pub state: String,
+    pub unfinished: Vec<String>,
 }
 
 /// The answer to [`SlotCall::ImportFrom`].
@@ -138,6 +148,8 @@ pub(crate) type TakeOver = Result<(), (PluginFailure, Vec<SlotCall>)>;
 pub(crate) struct SlotSender {
     interface: Arc<str>,
     queue: Arc<CallQueue>,
+    /// Directives the plugin answered `Pending` and has not completed yet.
+    pending: Arc<Mutex<HashSet<String>>>,
 }
 
 impl SlotSender {
@@ -151,11 +163,16 @@ impl SlotSender {
         &self.interface
     }
 
+    /// The plugin completed a directive it had answered `Pending`.
+    pub(crate) fn settled(&self, message_id: &str) {
+        lock(&self.pending).remove(message_id);
+    }
+
     /// A sender whose calls a test reads from the returned queue instead of a plugin thread.
     #[cfg(test)]
     pub(crate) fn for_test(interface: &str) -> (SlotSender, Arc<CallQueue>) {
         let queue = Arc::new(CallQueue::default());
-        (SlotSender { interface: interface.into(), queue: queue.clone() }, queue)
+        (SlotSender { interface: interface.into(), queue: queue.clone(), pending: Default::default() }, queue)
     }
 }
 
@@ -169,6 +186,9 @@ pub struct CallTimeouts {
     /// After a swap, a directive that fails (error, panic, hang) within this time rolls the interface
     /// back to the version the swap replaced.
     pub probation: Duration,
+    /// How long a swap lets the old version finish the directives it is still carrying out (a Speak
+    /// playing) before it takes the state anyway and fails them.
+    pub drain: Duration,
 }
 
 impl Default for CallTimeouts {
@@ -178,6 +198,7 @@ impl Default for CallTimeouts {
             context: Duration::from_secs(2),
             lifecycle: Duration::from_secs(10),
             probation: Duration::from_secs(60),
+            drain: Duration::from_secs(60),
         }
     }
 }
@@ -214,11 +235,12 @@ impl Slot {
     ) -> std::io::Result<Slot> {
         let LoadedPlugin { path, sha256, manifest, schemas, instance } = plugin;
         let interface: Arc<str> = manifest.interface.as_str().into();
-        let queue = Arc::new(CallQueue::default());
+        let sender =
+            SlotSender { interface: interface.clone(), queue: Default::default(), pending: Default::default() };
         let running = Arc::new(Mutex::new(None));
         let thread = std::thread::Builder::new().name(format!("plugin-{interface}")).spawn({
-            let (interface, queue, running) = (interface.clone(), queue.clone(), running.clone());
-            move || run(interface, instance, &queue, &running, executed)
+            let (sender, running) = (sender.clone(), running.clone());
+            move || run(instance, &sender, &running, timeouts.drain, executed)
         })?;
         Ok(Slot {
             failures: Default::default(),
@@ -226,7 +248,7 @@ impl Slot {
             schemas: Arc::new(schemas),
             path,
             sha256,
-            sender: SlotSender { interface, queue },
+            sender,
             timeouts,
             running,
             abandoned: AtomicBool::new(false),
@@ -414,14 +436,19 @@ impl Slot {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn run(
-    interface: Arc<str>,
     mut plugin: PluginBox,
-    queue: &CallQueue,
+    slot: &SlotSender,
     running: &Mutex<Option<Running>>,
+    drain: Duration,
     executed: Arc<std::sync::atomic::AtomicU64>,
 ) {
-    let fail = |e: RString| PluginFailure::from_wire(&interface, e);
+    let interface = &*slot.interface;
+    let fail = |e: RString| PluginFailure::from_wire(interface, e);
     let answer = |r: RResult<(), RString>| r.into_result().map_err(fail);
     let report = |what: &str, r: RResult<(), RString>| {
         if let RResult::RErr(e) = r {
@@ -431,29 +458,38 @@ fn run(
     };
     // Every call into the plugin goes through here, so that a hung one is visible to the host.
     let timed = |directive: Option<&str>| {
-        *running.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Running { since: Instant::now(), directive: directive.map(str::to_string) });
+        *lock(running) = Some(Running { since: Instant::now(), directive: directive.map(str::to_string) });
         Done(running)
     };
     let mut parked = false;
-    while let Some(call) = queue.pop() {
-        if parked {
-            match call {
-                SlotCall::Directive(_, reply) => {
-                    let swapped = PluginFailure::new(&interface, FailureKind::Gone, "swapped out by an OTA update");
-                    let _ = reply.send(Executed { sequence: u64::MAX, result: Err(swapped) });
-                    continue;
-                }
-                SlotCall::Cancel(_) | SlotCall::Focus(..) | SlotCall::Timer(_) | SlotCall::HostEvent(..) => continue,
-                _ => {}
+    // A Quiesce waiting for the pending directives to finish, and until when it waits.
+    let mut draining: Option<(oneshot::Sender<Result<Handover, PluginFailure>>, Instant)> = None;
+    loop {
+        let call = match slot.queue.pop(draining.as_ref().map(|(_, until)| *until)) {
+            Popped::Call(call) => Some(call),
+            Popped::TimedOut => None,
+            Popped::Closed => return,
+        };
+        let call = match call {
+            Some(SlotCall::Directive(_, reply)) if parked => {
+                let swapped = PluginFailure::new(interface, FailureKind::Gone, "swapped out by an OTA update");
+                let _ = reply.send(Executed { sequence: u64::MAX, result: Err(swapped) });
+                continue;
             }
-        }
+            Some(SlotCall::Cancel(_) | SlotCall::Focus(..) | SlotCall::Timer(_) | SlotCall::HostEvent(..))
+                if parked =>
+            {
+                continue
+            }
+            call => call,
+        };
         match call {
-            SlotCall::Init(services, reply) => {
+            None => {}
+            Some(SlotCall::Init(services, reply)) => {
                 let _done = timed(None);
                 let _ = reply.send(answer(plugin.init(services)));
             }
-            SlotCall::Directive(directive, reply) => {
+            Some(SlotCall::Directive(directive, reply)) => {
                 let raw = Directive {
                     name: directive.name().into(),
                     message_id: directive.message_id().into(),
@@ -461,29 +497,38 @@ fn run(
                     payload: directive.payload().into(),
                 };
                 let sequence = executed.fetch_add(1, Ordering::Relaxed);
+                // Counted as pending before the call: a plugin may complete it before returning.
+                lock(&slot.pending).insert(directive.message_id().to_string());
                 let result = {
                     let _done = timed(Some(directive.message_id()));
                     plugin.handle_directive(raw).into_result().map_err(fail)
                 };
+                if !matches!(result, Ok(Handling::Pending)) {
+                    slot.settled(directive.message_id());
+                }
                 let _ = reply.send(Executed { sequence, result });
             }
-            SlotCall::Cancel(message_id) => {
-                let _done = timed(None);
-                report("cancel", plugin.cancel(message_id.as_str().into()))
+            Some(SlotCall::Cancel(message_id)) => {
+                {
+                    let _done = timed(None);
+                    report("cancel", plugin.cancel(message_id.as_str().into()));
+                }
+                // The host reported it cancelled; the plugin owes it nothing more.
+                slot.settled(&message_id);
             }
-            SlotCall::Focus(channel, focus) => {
+            Some(SlotCall::Focus(channel, focus)) => {
                 let _done = timed(None);
                 report("on_focus", plugin.on_focus(channel.as_str().into(), focus))
             }
-            SlotCall::Timer(id) => {
+            Some(SlotCall::Timer(id)) => {
                 let _done = timed(None);
                 report("on_timer", plugin.on_timer(id))
             }
-            SlotCall::HostEvent(kind, payload) => {
+            Some(SlotCall::HostEvent(kind, payload)) => {
                 let _done = timed(None);
                 report(&kind, plugin.on_host_event(kind.as_str().into(), payload.as_str().into()))
             }
-            SlotCall::Context(reply) => {
+            Some(SlotCall::Context(reply)) => {
                 let context = {
                     let _done = timed(None);
                     plugin.context().into_result()
@@ -491,7 +536,7 @@ fn run(
                 let result = context.map_err(fail).and_then(|json| {
                     serde_json::from_str(&json).map_err(|e| {
                         PluginFailure::new(
-                            &interface,
+                            interface,
                             FailureKind::Internal,
                             format!("context is not a JSON array: {e}"),
                         )
@@ -499,15 +544,8 @@ fn run(
                 });
                 let _ = reply.send(result);
             }
-            SlotCall::Quiesce(handover) => {
-                let state = {
-                    let _done = timed(None);
-                    plugin.export_state().into_result()
-                };
-                let _ = handover.send(state.map(RString::into_string).map_err(fail));
-                parked = true;
-            }
-            SlotCall::ImportFrom(state, reply) => {
+            Some(SlotCall::Quiesce(handover)) => draining = Some((handover, Instant::now() + drain)),
+            Some(SlotCall::ImportFrom(state, reply)) => {
                 // Waiting for the old version to finish is not a plugin call: not timed.
                 let imported = match state.blocking_recv() {
                     Ok(Ok(state)) => {
@@ -516,7 +554,7 @@ fn run(
                     }
                     Ok(Err(failure)) => Err(failure),
                     Err(_) => Err(PluginFailure::new(
-                        &interface,
+                        interface,
                         FailureKind::Gone,
                         "the previous version handed over no state",
                     )),
@@ -532,18 +570,30 @@ fn run(
                             let _done = timed(None);
                             report("shutdown", plugin.shutdown());
                         }
-                        let _ = reply.send(Err((failure, queue.close())));
+                        let _ = reply.send(Err((failure, slot.queue.close())));
                         return;
                     }
                 }
             }
-            SlotCall::Resume => parked = false,
-            SlotCall::Shutdown(reply) => {
+            Some(SlotCall::Resume) => parked = false,
+            Some(SlotCall::Shutdown(reply)) => {
                 let _done = timed(None);
                 let _ = reply.send(answer(plugin.shutdown()));
-                queue.close();
+                slot.queue.close();
                 return;
             }
+        }
+        // A Quiesce completes once nothing is pending any more, or when the drain time is up.
+        let drained =
+            draining.as_ref().is_some_and(|(_, until)| lock(&slot.pending).is_empty() || Instant::now() >= *until);
+        if let Some((handover, _)) = draining.take_if(|_| drained) {
+            let state = {
+                let _done = timed(None);
+                plugin.export_state().into_result()
+            };
+            let unfinished: Vec<String> = lock(&slot.pending).drain().collect();
+            let _ = handover.send(state.map(|state| Handover { state: state.into_string(), unfinished }).map_err(fail));
+            parked = true;
         }
     }
 }

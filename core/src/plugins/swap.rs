@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use super::slot::{Executed, FailureKind, PluginFailure, Slot, SlotCall, Waited};
 use super::{InstallError, PluginHost};
+use crate::directives::sequencer::SequencerInput;
 use crate::observe::RuntimeEvent;
 use crate::schema::InterfaceSchemas;
 
@@ -165,7 +166,14 @@ impl PluginHost {
         let limit = from.lifecycle_timeout();
         let state = loop {
             match tokio::time::timeout(limit, &mut exported).await {
-                Ok(Ok(state)) => break state,
+                Ok(Ok(Ok(handover))) => {
+                    for message_id in handover.unfinished {
+                        let outcome = Err(format!("interrupted by the OTA update of {}", from.interface()));
+                        self.hub.sequencer.send(SequencerInput::Completed { message_id, outcome });
+                    }
+                    break Ok(handover.state);
+                }
+                Ok(Ok(Err(failure))) => break Err(failure),
                 Ok(Err(_)) => {
                     break Err(handover_failure(from, FailureKind::Gone, "the old version exported no state"))
                 }
