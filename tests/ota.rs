@@ -224,10 +224,17 @@ async fn the_control_socket_reports_status_swaps_and_rolls_back() {
     assert_eq!(status["ok"], true, "{status}");
     assert_eq!(status["interfaces"].as_array().unwrap().len(), 4);
     assert!(status["rssKib"].as_u64().unwrap() > 0);
+    let images = |status: &serde_json::Value| status["mappedImages"].as_array().unwrap().clone();
+    assert_eq!(images(&status).len(), 4, "{status}");
+    assert!(images(&status).iter().all(|i| i["mappedKib"].as_u64().unwrap() > 0), "{status}");
 
     let build = speaker_build(device.dir.path(), "ctl");
     let swapped = control(&data_dir, json!({"cmd": "swap", "interface": "Speaker", "path": build})).await;
     assert_eq!((swapped["ok"].as_bool(), swapped["to"].as_str()), (Some(true), Some("1.0")), "{swapped}");
+    let status = control(&data_dir, json!({"cmd": "status"})).await;
+    let new_image = images(&status).into_iter().find(|i| i["path"] == json!(build)).expect("the new image is mapped");
+    assert_eq!(new_image["provides"], "Speaker 1.0");
+    assert_eq!(images(&status).len(), 5, "the old version stays mapped too");
     let status = control(&data_dir, json!({"cmd": "plugins"})).await;
     let speaker =
         status["interfaces"].as_array().unwrap().iter().find(|i| i["interface"] == "Speaker").unwrap().clone();
@@ -314,4 +321,57 @@ async fn a_speak_that_outlasts_the_drain_time_is_failed_and_the_dialogs_go_on() 
     let RuntimeEvent::DirectiveHandled { plugin, .. } = done else { unreachable!() };
     assert!(plugin.ends_with("libavs_speech_synthesizer_1_0.so"), "{plugin}");
     device.stop().await;
+}
+
+#[test]
+fn avs_plugin_install_verifies_and_stores_under_interface_version_and_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let (key, public) = signature::write_key_pair(&keys, "plugin-signing").unwrap();
+    // The artifact as it arrives, with its signature somewhere else.
+    let artifact = dir.path().join("download/update.so");
+    std::fs::create_dir_all(artifact.parent().unwrap()).unwrap();
+    std::fs::copy(built_plugin_dir().join("libavs_speech_synthesizer_1_0.so"), &artifact).unwrap();
+    let sig = signature::sign_file(&artifact, &key).unwrap();
+    let moved_sig = dir.path().join("update.sig");
+    std::fs::rename(&sig, &moved_sig).unwrap();
+    let data = dir.path().join("device");
+    let config = dir.path().join("avs.toml");
+    std::fs::write(&config, format!("data_dir = {:?}\nplugin_trusted_keys = [{:?}]\n", data, public)).unwrap();
+    let install = |sig: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_avs"))
+            .args(["plugin", "install"])
+            .arg(&artifact)
+            .arg("--sig")
+            .arg(sig)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+
+    let output = install(&moved_sig);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let stored: Vec<String> = std::fs::read_dir(data.join("plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let library = stored.iter().find(|n| n.ends_with(".so")).expect("the library is in the store");
+    let sha = avs_core::plugins::loader::sha256_hex(&std::fs::read(&artifact).unwrap());
+    assert_eq!(library, &format!("SpeechSynthesizer-1.0-{}.so", &sha[..12]));
+    assert!(stored.contains(&format!("{library}.sig")), "{stored:?}");
+    assert_eq!(stored.len(), 2, "no staging leftovers: {stored:?}");
+    assert!(stdout.contains("installed SpeechSynthesizer 1.0") && stdout.contains("avs ctl swap"), "{stdout}");
+
+    // A signature by another key: refused before the library is opened, nothing stored.
+    let (foreign, _) = signature::write_key_pair(&dir.path().join("other"), "other").unwrap();
+    std::fs::remove_dir_all(data.join("plugins")).unwrap();
+    let forged = signature::sign_file(&artifact, &foreign).unwrap();
+    let output = install(&forged);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("refused before loading") && stderr.contains("does not verify"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(data.join("plugins")).unwrap().collect();
+    assert!(left.is_empty(), "nothing stored: {left:?}");
 }

@@ -75,7 +75,11 @@ async fn client(stream: UnixStream, plugins: Arc<PluginHost>) {
 
 async fn answer(request: Request, plugins: &PluginHost) -> Value {
     let result = match request {
-        Request::Status => Ok(json!({"interfaces": plugins.describe(), "rssKib": rss_kib()})),
+        Request::Status => Ok(json!({
+            "interfaces": plugins.describe(),
+            "mappedImages": plugins.mapped_images(),
+            "rssKib": rss_kib(),
+        })),
         Request::Plugins => Ok(json!({"interfaces": plugins.describe()})),
         Request::Swap { interface, path } => plugins
             .swap(&interface, &path)

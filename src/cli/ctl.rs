@@ -19,7 +19,7 @@ pub struct CtlArgs {
 
 #[derive(Subcommand)]
 enum CtlCommand {
-    /// Each interface's active and previous version, the plugin libraries, and the process RSS.
+    /// Each interface's active and previous version, every mapped plugin image, and the process RSS.
     Status,
     /// The loaded plugins.
     Plugins,

@@ -9,6 +9,7 @@ use avs_core::config::Config;
 use avs_core::observe::{Observer, RuntimeEvent};
 use avs_core::plugins::signature;
 use avs_core::runtime::{Runtime, RuntimeOptions};
+use avs_core::template::DeviceTemplate;
 use avs_sim::{ReceivedEvent, Sim, SimConfig, SimHandle};
 use clap::Args;
 use serde_json::json;
@@ -27,7 +28,8 @@ pub struct DemoArgs {
     /// Plugin directory (default: next to the avs binary).
     #[arg(long)]
     plugin_dir: Option<PathBuf>,
-    /// Then swap the Speaker plugin live, several times, while directives stream (OTA).
+    /// Start with System 1.0 and upgrade it live to 1.1 while directives stream (OTA); then measure
+    /// memory over more swaps.
     #[arg(long)]
     ota: bool,
 }
@@ -76,20 +78,27 @@ async fn drive(
     config.audio_sink = device_dir.join("played").display().to_string();
     let (key, public) = signature::write_key_pair(&data_dir.join("keys"), "plugin-signing")?;
     let built = plugin_dir.unwrap_or_else(super::default_plugin_dir);
-    let signed = signature::copy_and_sign(&built, &data_dir.join("signed-plugins"), &key)?;
+    let signed_dir = data_dir.join("signed-plugins");
+    let signed = signature::copy_and_sign(&built, &signed_dir, &key)?;
     step(&format!(
         "{} plugins signed with a freshly generated Ed25519 key (the runtime refuses unsigned ones)",
         signed.len()
     ));
-    config.plugin_dir = data_dir.join("signed-plugins");
+    config.plugin_dir = signed_dir.clone();
     config.plugin_trusted_keys = vec![public];
+    if ota {
+        // The device as it shipped a year ago: System 1.0, which the OTA below upgrades to 1.1.
+        let mut files = DeviceTemplate::resolve(&config.template)?.files();
+        files.iter_mut().filter(|f| *f == "avs_system").for_each(|f| *f = "avs_system_1_0".into());
+        config.plugins = files;
+    }
 
     let observer = Observer::default();
     let mut events = observer.subscribe();
     let runtime = Runtime::start_observed(config, RuntimeOptions::default(), observer).await?;
     let mut outcome = converse(sim, &runtime, &mut events, &device_dir, step).await;
     if ota && outcome.is_ok() {
-        outcome = show_ota(sim, &runtime, &built.join("libavs_speaker.so"), &key, data_dir, step).await;
+        outcome = show_ota(sim, &runtime, &signed_dir, &key, data_dir, step).await;
     }
     runtime.shutdown().await;
     step("runtime shut down cleanly");
@@ -194,85 +203,91 @@ fn played_files(dir: &Path) -> Vec<String> {
     files
 }
 
-/// Distinct rebuilt artifacts swapped in one after the other, as successive OTA updates would be.
-const OTA_SWAPS: usize = 6;
 const OTA_DIRECTIVES: usize = 3_000;
+/// Distinct rebuilt artifacts swapped in while idle, to measure memory per swap.
+const MEMORY_SWAPS: usize = 6;
 
-/// Live OTA: directives stream from the cloud while the Speaker plugin is replaced `OTA_SWAPS` times.
+/// The published capability document as `Interface version, …`.
+fn capability_list(document: Option<serde_json::Value>) -> String {
+    let capabilities = document.map(|d| d["capabilities"].clone()).unwrap_or_default();
+    let list = capabilities.as_array().cloned().unwrap_or_default();
+    let names: Vec<String> = list
+        .iter()
+        .map(|c| format!("{} {}", c["interface"].as_str().unwrap_or("?"), c["version"].as_str().unwrap_or("?")))
+        .collect();
+    names.join(", ")
+}
+
+/// Live OTA: System directives stream from the cloud while System is upgraded from 1.0 to 1.1; then the
+/// cloud uses what only 1.1 has.
 async fn show_ota(
     sim: &SimHandle,
     runtime: &Runtime,
-    speaker: &Path,
+    plugins: &Path,
     key: &Path,
     data_dir: &Path,
     step: &impl Fn(&str),
 ) -> anyhow::Result<()> {
-    let document = |doc: Option<serde_json::Value>| -> String {
-        let caps = doc.map(|d| d["capabilities"].clone()).unwrap_or_default();
-        caps.as_array()
-            .map(|list| {
-                list.iter()
-                    .map(|c| {
-                        format!("{} {}", c["interface"].as_str().unwrap_or("?"), c["version"].as_str().unwrap_or("?"))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
-    };
-    step(&format!("OTA: capability document before: {}", document(sim.capability_documents().last().cloned())));
-    // Each update is a distinct signed artifact (rebuilt Speaker 1.0 plugins: same interface version,
-    // different files, as a bug-fix release would be).
-    let mut builds = Vec::new();
-    let bytes = std::fs::read(speaker).with_context(|| format!("reading {}", speaker.display()))?;
-    for n in 1..=OTA_SWAPS {
-        builds.push(rebuild(&bytes, data_dir, n, key)?);
-    }
-    let already = sim.events().iter().filter(|e| e.name == "VolumeChanged").count();
-    let slice = OTA_DIRECTIVES / (OTA_SWAPS + 1);
-    let mut pushed = 0;
-    for (n, build) in builds.iter().enumerate() {
-        for _ in 0..slice {
-            let directive = json!({"directive": {"header": {"namespace": "Speaker", "name": "SetVolume", "messageId": format!("ota-{pushed}")}, "payload": {"volume": pushed % 101}}});
-            sim.push_directive(directive, Vec::new());
-            pushed += 1;
-        }
-        let report = runtime.plugins().swap("Speaker", build).await?;
-        step(&format!(
-            "OTA swap {}: Speaker {} → {} from {} committed while directives flow ({pushed} pushed so far)",
-            n + 1,
-            report.from_version,
-            report.to_version,
-            build.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()
-        ));
-    }
-    while pushed < OTA_DIRECTIVES {
-        let directive = json!({"directive": {"header": {"namespace": "Speaker", "name": "SetVolume", "messageId": format!("ota-{pushed}")}, "payload": {"volume": pushed % 101}}});
+    let published = sim.capability_documents().len();
+    step(&format!("OTA: capability document before: {}", capability_list(sim.capability_documents().last().cloned())));
+    let mut events = runtime.observer().subscribe();
+    let push = |n: usize| {
+        let directive = json!({"directive": {"header": {"namespace": "System", "name": "ResetUserInactivity", "messageId": format!("ota-{n}")}, "payload": {}}});
         sim.push_directive(directive, Vec::new());
-        pushed += 1;
-    }
-    let changed = sim.wait_for_events(|e| e.name == "VolumeChanged", already + pushed, Duration::from_secs(60)).await?;
-    let answered = changed.len() - already;
-    if answered != pushed {
-        bail!("{pushed} directives pushed but {answered} VolumeChanged events arrived");
-    }
+    };
+    (0..OTA_DIRECTIVES / 2).for_each(push);
+    let report = runtime.plugins().swap("System", &plugins.join("libavs_system.so")).await?;
     step(&format!(
-        "OTA: {pushed} directives pushed, {answered} VolumeChanged events at the cloud: zero lost, none twice"
+        "OTA: System {} → {} committed while {} System directives were in flight",
+        report.from_version,
+        report.to_version,
+        OTA_DIRECTIVES / 2
     ));
-    // Memory per swap, measured apart from the traffic: more distinct artifacts, swapped in while idle.
+    (OTA_DIRECTIVES / 2..OTA_DIRECTIVES).for_each(push);
+
+    // Every directive handled exactly once, and by which version.
+    let mut handled = std::collections::HashMap::new();
+    let mut by_version = std::collections::BTreeMap::<String, usize>::new();
+    while handled.len() < OTA_DIRECTIVES {
+        if let RuntimeEvent::DirectiveHandled { message_id, plugin, outcome, .. } = next(&mut events).await? {
+            if let Some(n) = message_id.strip_prefix("ota-") {
+                outcome.map_err(|e| anyhow::anyhow!("directive {message_id} failed: {e}"))?;
+                if handled.insert(n.to_string(), ()).is_some() {
+                    bail!("directive {message_id} was handled twice");
+                }
+                let file = Path::new(&plugin).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or(plugin);
+                *by_version.entry(file).or_default() += 1;
+            }
+        }
+    }
+    let split: Vec<String> = by_version.iter().map(|(file, n)| format!("{n} by {file}")).collect();
+    step(&format!(
+        "OTA: {OTA_DIRECTIVES} directives pushed, each handled exactly once ({}): zero lost",
+        split.join(", ")
+    ));
+    let after = sim.wait_for_capabilities(published + 1, STEP_TIMEOUT).await?;
+    step(&format!("OTA: capability document after: {}", capability_list(Some(after))));
+    sim.push_directive(
+        json!({"directive": {"header": {"namespace": "System", "name": "ReportSoftwareInfo", "messageId": "ota-info"}, "payload": {}}}),
+        Vec::new(),
+    );
+    let info = sim.wait_for_event(|e| e.name == "SoftwareInfo", STEP_TIMEOUT).await?;
+    step(&format!("OTA: the cloud asks what only 1.1 can answer: SoftwareInfo {}", info.json["event"]["payload"]));
+
+    // Memory per swap, measured apart from the traffic: distinct Speaker artifacts swapped in while idle.
+    let speaker = std::fs::read(plugins.join("libavs_speaker.so")).context("reading the Speaker plugin")?;
     let rss_before = rss_kib();
-    for n in 0..OTA_SWAPS {
-        let build = rebuild(&bytes, data_dir, OTA_SWAPS + 1 + n, key)?;
+    for n in 1..=MEMORY_SWAPS {
+        let build = rebuild(&speaker, data_dir, n, key)?;
         runtime.plugins().swap("Speaker", &build).await?;
     }
     if let (Some(before), Some(after)) = (rss_before, rss_kib()) {
         step(&format!(
-            "OTA memory: RSS {before} KiB → {after} KiB over {OTA_SWAPS} more idle swaps: {} KiB per swap ({} KiB plugin file; old versions stay mapped by design, which makes rollback instant)",
-            after.saturating_sub(before) / OTA_SWAPS as u64,
-            bytes.len() / 1024
+            "OTA memory: RSS {before} KiB → {after} KiB over {MEMORY_SWAPS} swaps: {} KiB per swap ({} KiB plugin file; old versions stay mapped by design, which makes rollback instant)",
+            after.saturating_sub(before) / MEMORY_SWAPS as u64,
+            speaker.len() / 1024
         ));
     }
-    step(&format!("OTA: capability document after: {} (re-published on every commit; unchanged here because a rebuild keeps the interface version)", document(sim.capability_documents().last().cloned())));
     Ok(())
 }
 

@@ -51,6 +51,8 @@ pub struct PluginHost {
     executed: Arc<std::sync::atomic::AtomicU64>,
     /// Where committed OTA versions are kept so that a restart loads them.
     store: Option<store::PluginStore>,
+    /// Every library ever opened, with what it provides: all stay mapped until the process ends.
+    images: std::sync::Mutex<BTreeMap<std::path::PathBuf, String>>,
     hub: Arc<Hub>,
     timers: Arc<Timers>,
     timeouts: CallTimeouts,
@@ -76,6 +78,7 @@ impl PluginHost {
             capabilities_changed: Default::default(),
             executed: Default::default(),
             store: None,
+            images: Default::default(),
             hub,
             timers,
             timeouts,
@@ -182,6 +185,10 @@ impl PluginHost {
             InstallError::Thread { path: shown.clone(), source: std::io::Error::other(e.to_string()) }
         })??;
         let interface = loaded.manifest.interface.clone();
+        self.images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_path_buf(), format!("{interface} {}", loaded.manifest.version));
         accept(&interface).map_err(|reason| InstallError::Refused { path: shown.clone(), reason })?;
         let slot = Arc::new(
             Slot::start(loaded, self.timeouts, self.executed.clone())
@@ -226,6 +233,28 @@ impl PluginHost {
                     "sha256": slot.sha256,
                     "previous": parked.map(|p| serde_json::json!({"version": p.manifest.version, "path": p.path})),
                 })
+            })
+            .collect()
+    }
+
+    /// The plugin libraries mapped into this process (every one ever loaded: none is unloaded), with the
+    /// memory their mappings take according to `/proc/self/maps`.
+    pub fn mapped_images(&self) -> Vec<Value> {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        let images = self.images.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        images
+            .into_iter()
+            .map(|(path, provides)| {
+                let shown = path.display().to_string();
+                let bytes: u64 = maps
+                    .lines()
+                    .filter(|line| line.ends_with(shown.as_str()))
+                    .filter_map(|line| {
+                        let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+                        Some(u64::from_str_radix(end, 16).ok()? - u64::from_str_radix(start, 16).ok()?)
+                    })
+                    .sum();
+                serde_json::json!({"path": shown, "provides": provides, "mappedKib": bytes / 1024})
             })
             .collect()
     }
