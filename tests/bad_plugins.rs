@@ -116,7 +116,7 @@ async fn refused_updates_name_the_reason_and_the_old_version_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_directive_in_probation_rolls_back_and_loses_nothing() {
-    let mut device = Device::connect_with(built_plugin_dir(), |_| {}, options(Duration::from_secs(60))).await;
+    let mut device = Device::connect_with(built_plugin_dir(), |_| {}, options(Duration::from_secs(60)), |_| {}).await;
     let original = speaker_path(&device);
     let faulty = signed(&device, "libavs_test_faulty_speaker.so");
     device.runtime().plugins().swap("Speaker", &faulty).await.expect("the faulty plugin passes the self-test");
@@ -146,7 +146,7 @@ async fn a_panicking_directive_in_probation_rolls_back_and_loses_nothing() {
 /// Swaps Speaker to the faulty plugin, hangs it, and sends two more directives behind the hung one.
 /// Returns the device and the path of the version that served them.
 async fn hang_behind_two_directives(probation: Duration) -> (Device, PathBuf, PathBuf) {
-    let device = Device::connect_with(built_plugin_dir(), |_| {}, options(probation)).await;
+    let device = Device::connect_with(built_plugin_dir(), |_| {}, options(probation), |_| {}).await;
     let original = speaker_path(&device);
     set_volume(&device, "before", 42);
     volume_changed_to(&device, 42).await;

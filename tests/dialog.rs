@@ -15,7 +15,7 @@ async fn expect_speech_waits_for_the_speak_before_it_then_times_out() {
         c.expect_speech_after_speak = true;
         c.expect_speech_timeout = Duration::from_millis(300);
     };
-    let mut device = Device::connect_with(built_plugin_dir(), sim, common::test_options()).await;
+    let mut device = Device::connect_with(built_plugin_dir(), sim, common::test_options(), |_| {}).await;
     device.speak_to_it();
     let finished = device.sim_event(|e| e.name == "SpeechFinished").await;
     let timed_out = device.sim_event(|e| e.name == "ExpectSpeechTimedOut").await;
@@ -35,7 +35,7 @@ async fn expect_speech_waits_for_the_speak_before_it_then_times_out() {
 async fn a_new_recognize_interrupts_the_speech_of_the_previous_dialog() {
     // Real-time playback: the answer lasts about 2.7 s, plenty of time to barge in.
     let options = RuntimeOptions { playback_speed: 1.0, ..common::test_options() };
-    let mut device = Device::connect_with(built_plugin_dir(), |_| {}, options).await;
+    let mut device = Device::connect_with(built_plugin_dir(), |_| {}, options, |_| {}).await;
     device.speak_to_it();
     let first = device.sim_event(|e| e.name == "Recognize").await;
     let started = device.sim_event(|e| e.name == "SpeechStarted").await;

@@ -258,7 +258,7 @@ async fn the_control_socket_reports_status_swaps_and_rolls_back() {
 async fn a_swap_during_speech_lets_it_finish_and_the_new_version_speaks_as_1_0() {
     // Real-time playback: the answer lasts about 2.7 s, so the swap arrives while it plays.
     let options = avs_core::runtime::RuntimeOptions { playback_speed: 1.0, ..test_options() };
-    let mut device = common::Device::connect_with(built_plugin_dir(), |_| {}, options).await;
+    let mut device = common::Device::connect_with(built_plugin_dir(), |_| {}, options, |_| {}).await;
     let v1_0 = device.dir.path().join("signed-plugins/libavs_speech_synthesizer_1_0.so");
     device.speak_to_it();
     let started = device.sim_event(|e| e.name == "SpeechStarted").await;
@@ -305,7 +305,7 @@ async fn a_swap_during_speech_lets_it_finish_and_the_new_version_speaks_as_1_0()
 async fn a_speak_that_outlasts_the_drain_time_is_failed_and_the_dialogs_go_on() {
     let mut options = avs_core::runtime::RuntimeOptions { playback_speed: 1.0, ..test_options() };
     options.call_timeouts.drain = std::time::Duration::ZERO;
-    let mut device = common::Device::connect_with(built_plugin_dir(), |_| {}, options).await;
+    let mut device = common::Device::connect_with(built_plugin_dir(), |_| {}, options, |_| {}).await;
     let v1_0 = device.dir.path().join("signed-plugins/libavs_speech_synthesizer_1_0.so");
     device.speak_to_it();
     device.sim_event(|e| e.name == "SpeechStarted").await;

@@ -2,7 +2,8 @@
 //! line and one JSON answer per line. `avs ctl` speaks it; so can a device's own supervisor.
 //!
 //! Requests: `{"cmd":"status"}`, `{"cmd":"plugins"}`, `{"cmd":"swap","interface":…,"path":…}`,
-//! `{"cmd":"rollback","interface":…}`. Answers: `{"ok":true,…}` or `{"ok":false,"error":…}`.
+//! `{"cmd":"rollback","interface":…}`, `{"cmd":"user","kind":"user.button","payload":{"name":"PLAY"}}` (user
+//! input, as the device's buttons would give it). Answers: `{"ok":true,…}` or `{"ok":false,"error":…}`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ enum Request {
     Plugins,
     Swap { interface: String, path: PathBuf },
     Rollback { interface: String },
+    User { kind: String, payload: Value },
 }
 
 /// Binds the socket (replacing a stale one from a previous run) with mode 0600.
@@ -89,6 +91,14 @@ async fn answer(request: Request, plugins: &PluginHost) -> Value {
             .rollback(&interface, "requested over the control socket")
             .await
             .map(|r| json!({"interface": r.interface, "from": r.from_version, "to": r.to_version, "path": r.path})),
+        // Only user input: host events such as `media` or `device.info` are the host's to give.
+        Request::User { kind, .. } if !kind.starts_with("user.") => {
+            return json!({"ok": false, "error": format!("not user input: {kind:?} (user.* only)")});
+        }
+        Request::User { kind, payload } => {
+            plugins.user_input(&kind, &payload);
+            Ok(json!({}))
+        }
     };
     match result {
         Ok(mut value) => {

@@ -3,11 +3,12 @@
 //! Audio channels in priority order Dialog > Communications > Alert > Content: the highest-priority
 //! channel in use is in the FOREGROUND, every other channel in use is in the BACKGROUND (content ducks or
 //! pauses, an alert attenuates). The Visual channel is independent. A plugin asks through host services
-//! and is told of every change of its own focus by an `on_focus` call.
+//! and is told of every change of its own focus by an `on_focus` call; every plugin also hears of every
+//! change on any channel (`focus.changed`), which is what AudioActivityTracker and VisualActivityTracker
+//! report from — as plugins, since the core knows no interface by name.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
 
 use avs_plugin_api::FocusState;
 
@@ -20,24 +21,16 @@ pub const VISUAL_CHANNEL: &str = "Visual";
 #[error("unknown focus channel {0:?} (known: Dialog, Communications, Alert, Content, Visual)")]
 pub struct UnknownChannel(pub String);
 
-/// Who holds a channel, and when each channel was last active (for AudioActivityTracker's context).
+/// Who holds each channel, and the plugins that hear of every change.
 #[derive(Default)]
 struct Channels {
     owners: HashMap<&'static str, SlotSender>,
-    last_used: HashMap<&'static str, (String, Option<Instant>)>,
+    watchers: Vec<SlotSender>,
 }
 
 #[derive(Default)]
 pub struct FocusManager {
     channels: Mutex<Channels>,
-}
-
-/// The activity of one channel: the interface that last held it and how long it has been idle.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelActivity {
-    pub channel: &'static str,
-    pub interface: String,
-    pub idle_ms: u64,
 }
 
 fn channel_name(channel: &str) -> Result<&'static str, UnknownChannel> {
@@ -65,15 +58,24 @@ impl Channels {
         }
     }
 
+    /// Each channel in use with its owner and focus, in priority order (Visual last).
     fn snapshot(&self) -> Vec<(&'static str, String, FocusState)> {
-        self.owners
+        let mut snapshot: Vec<_> = self
+            .owners
             .iter()
             .map(|(channel, owner)| (*channel, owner.interface().to_string(), self.focus_of(channel)))
-            .collect()
+            .collect();
+        snapshot.sort_by_key(|(channel, ..)| AUDIO_CHANNELS.iter().position(|c| c == channel).unwrap_or(usize::MAX));
+        snapshot
     }
 }
 
 impl FocusManager {
+    /// `slot` hears of every focus change from now on, as `focus.changed` host events.
+    pub(crate) fn watch(&self, slot: SlotSender) {
+        self.channels.lock().unwrap_or_else(|e| e.into_inner()).watchers.push(slot);
+    }
+
     pub(crate) fn acquire(&self, channel: &str, owner: SlotSender) -> Result<(), UnknownChannel> {
         let channel = channel_name(channel)?;
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
@@ -84,9 +86,8 @@ impl FocusManager {
                 previous.post(SlotCall::Focus(channel.to_string(), FocusState::None));
             }
         }
-        channels.last_used.insert(channel, (interface.clone(), None));
         let after = channels.snapshot();
-        notify_changes(&channels, &before, &after, Some((channel, interface.as_str())));
+        notify_changes(&mut channels, &before, &after, Some((channel, interface.as_str())));
         Ok(())
     }
 
@@ -100,26 +101,9 @@ impl FocusManager {
         if let Some(owner) = channels.owners.remove(channel) {
             owner.post(SlotCall::Focus(channel.to_string(), FocusState::None));
         }
-        channels.last_used.insert(channel, (interface.to_string(), Some(Instant::now())));
         let after = channels.snapshot();
-        notify_changes(&channels, &before, &after, None);
+        notify_changes(&mut channels, &before, &after, None);
         Ok(())
-    }
-
-    /// Per channel ever used: the interface that last held it and its idle time (0 while in use).
-    pub fn activity(&self) -> Vec<ChannelActivity> {
-        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        let mut activity: Vec<ChannelActivity> = channels
-            .last_used
-            .iter()
-            .map(|(channel, (interface, released))| ChannelActivity {
-                channel,
-                interface: interface.clone(),
-                idle_ms: released.map_or(0, |t| t.elapsed().as_millis() as u64),
-            })
-            .collect();
-        activity.sort_by_key(|a| a.channel);
-        activity
     }
 
     /// The focus an interface currently has on a channel.
@@ -135,14 +119,20 @@ impl FocusManager {
     }
 }
 
-/// Tells every owner whose focus changed; the acquirer is always told (its request is answered even if
-/// its focus is what it was).
+/// Tells every owner whose focus changed (the acquirer always: its request is answered even if its
+/// focus is what it was), and every watcher of every change, including a channel falling idle.
 fn notify_changes(
-    channels: &Channels,
+    channels: &mut Channels,
     before: &[(&'static str, String, FocusState)],
     after: &[(&'static str, String, FocusState)],
     acquired: Option<(&'static str, &str)>,
 ) {
+    // Who lost a channel first, then who gained or changed focus.
+    let mut changes: Vec<(&str, &str, FocusState)> = before
+        .iter()
+        .filter(|(channel, interface, _)| !after.iter().any(|(c, i, _)| c == channel && i == interface))
+        .map(|(channel, interface, _)| (*channel, interface.as_str(), FocusState::None))
+        .collect();
     for (channel, interface, focus) in after {
         let was = before.iter().find(|(c, i, _)| c == channel && i == interface).map(|(_, _, f)| *f);
         let is_acquirer = acquired == Some((channel, interface.as_str()));
@@ -151,6 +141,24 @@ fn notify_changes(
                 owner.post(SlotCall::Focus(channel.to_string(), *focus));
             }
         }
+        if was != Some(*focus) {
+            changes.push((*channel, interface.as_str(), *focus));
+        }
+    }
+    // Slots that have shut down drop out of the watchers here.
+    channels.watchers.retain(|watcher| {
+        changes.iter().all(|(channel, interface, focus)| {
+            let change = serde_json::json!({"channel": channel, "interface": interface, "focus": focus_name(*focus)});
+            watcher.try_post(SlotCall::HostEvent("focus.changed".into(), change.to_string()))
+        })
+    });
+}
+
+fn focus_name(focus: FocusState) -> &'static str {
+    match focus {
+        FocusState::Foreground => "FOREGROUND",
+        FocusState::Background => "BACKGROUND",
+        FocusState::None => "NONE",
     }
 }
 
@@ -186,12 +194,40 @@ mod tests {
         focus.release("Dialog", "SpeechSynthesizer").unwrap();
         assert_eq!(focus_calls(&speech_rx), [("Dialog".to_string(), FocusState::None)]);
         assert_eq!(focus_calls(&player_rx), [("Content".to_string(), FocusState::Foreground)]);
+    }
 
-        let activity = focus.activity();
-        let dialog = activity.iter().find(|a| a.channel == "Dialog").unwrap();
-        assert_eq!(dialog.interface, "SpeechSynthesizer");
-        let content = activity.iter().find(|a| a.channel == "Content").unwrap();
-        assert_eq!(content.idle_ms, 0, "content is still in use");
+    fn focus_changes(queue: &CallQueue) -> Vec<String> {
+        std::iter::from_fn(|| queue.try_pop())
+            .filter_map(|call| match call {
+                SlotCall::HostEvent(kind, change) if kind == "focus.changed" => Some(change),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn watchers_hear_of_every_change_on_every_channel() {
+        let focus = FocusManager::default();
+        let (tracker, changes) = SlotSender::for_test("AudioActivityTracker");
+        focus.watch(tracker);
+        let (player, _) = SlotSender::for_test("AudioPlayer");
+        let (speech, _) = SlotSender::for_test("SpeechSynthesizer");
+        focus.acquire("Content", player).unwrap();
+        focus.acquire("Dialog", speech).unwrap();
+        focus.release("Dialog", "SpeechSynthesizer").unwrap();
+        let change = |channel: &str, interface: &str, focus: &str| {
+            serde_json::json!({"channel": channel, "interface": interface, "focus": focus}).to_string()
+        };
+        assert_eq!(
+            focus_changes(&changes),
+            [
+                change("Content", "AudioPlayer", "FOREGROUND"),
+                change("Dialog", "SpeechSynthesizer", "FOREGROUND"),
+                change("Content", "AudioPlayer", "BACKGROUND"),
+                change("Dialog", "SpeechSynthesizer", "NONE"),
+                change("Content", "AudioPlayer", "FOREGROUND"),
+            ]
+        );
     }
 
     #[test]

@@ -200,6 +200,53 @@ impl Player {
 enum MediaSource {
     Attachment(String),
     File(PathBuf),
+    /// A beep generated on the device, for alerts that must sound when their assets cannot be fetched.
+    Tone {
+        ms: u64,
+    },
+}
+
+/// The longest `tone:` the host generates.
+const MAX_TONE_MS: u64 = 60_000;
+const TONE_RATE: u32 = 16_000;
+
+/// 16 kHz / 16-bit / mono PCM samples as a WAV file.
+fn pcm16_wav(samples: &[i16]) -> Vec<u8> {
+    let data = (samples.len() * 2) as u32;
+    let mut wav = Vec::with_capacity(44 + data as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&TONE_RATE.to_le_bytes());
+    wav.extend_from_slice(&(TONE_RATE * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data.to_le_bytes());
+    for sample in samples {
+        wav.extend_from_slice(&sample.to_le_bytes());
+    }
+    wav
+}
+
+/// An 880 Hz beep of `ms` milliseconds, half on and half off, as a WAV file.
+fn tone(ms: u64) -> Vec<u8> {
+    let count = (ms * TONE_RATE as u64 / 1000) as usize;
+    let samples: Vec<i16> = (0..count)
+        .map(|n| {
+            let on = (n * 1000 / TONE_RATE as usize) % 500 < 250;
+            let phase = n as f64 * 880.0 * std::f64::consts::TAU / TONE_RATE as f64;
+            if on {
+                (phase.sin() * 8_000.0) as i16
+            } else {
+                0
+            }
+        })
+        .collect();
+    pcm16_wav(&samples)
 }
 
 impl MediaSource {
@@ -212,6 +259,12 @@ impl MediaSource {
         }
         if url.starts_with('/') {
             return Ok(MediaSource::File(PathBuf::from(url)));
+        }
+        if let Some(ms) = url.strip_prefix("tone:") {
+            return match ms.parse::<u64>() {
+                Ok(ms) if (1..=MAX_TONE_MS).contains(&ms) => Ok(MediaSource::Tone { ms }),
+                _ => Err(MediaError::UnsupportedUrl(format!("{url} (tone:<1..{MAX_TONE_MS} ms>)"))),
+            };
         }
         Err(MediaError::UnsupportedUrl(url.to_string()))
     }
@@ -231,6 +284,7 @@ async fn render(
             Ok(bytes) => (sanitize(&cid), bytes),
             Err(e) => return MediaEvent::Failed { offset_ms: 0, error: e.to_string() },
         },
+        MediaSource::Tone { ms } => (format!("tone-{ms}ms"), Bytes::from(tone(ms))),
         MediaSource::File(path) => match tokio::fs::read(&path).await {
             Ok(bytes) => (sanitize(&path.to_string_lossy()), Bytes::from(bytes)),
             Err(source) => {
@@ -440,22 +494,16 @@ mod tests {
     use super::*;
 
     fn wav(samples: usize) -> Vec<u8> {
-        let data = samples * 2;
-        let mut v = Vec::new();
-        v.extend_from_slice(b"RIFF");
-        v.extend_from_slice(&(36 + data as u32).to_le_bytes());
-        v.extend_from_slice(b"WAVEfmt ");
-        v.extend_from_slice(&16u32.to_le_bytes());
-        v.extend_from_slice(&1u16.to_le_bytes()); // PCM
-        v.extend_from_slice(&1u16.to_le_bytes()); // mono
-        v.extend_from_slice(&16_000u32.to_le_bytes());
-        v.extend_from_slice(&32_000u32.to_le_bytes());
-        v.extend_from_slice(&2u16.to_le_bytes());
-        v.extend_from_slice(&16u16.to_le_bytes());
-        v.extend_from_slice(b"data");
-        v.extend_from_slice(&(data as u32).to_le_bytes());
-        v.resize(v.len() + data, 7);
-        v
+        pcm16_wav(&vec![0x0707; samples])
+    }
+
+    #[test]
+    fn a_tone_is_a_wav_of_the_length_asked_and_bad_tones_are_refused() {
+        assert_eq!(audio_duration_ms(&tone(1_500)), 1_500);
+        assert!(matches!(MediaSource::parse("tone:800"), Ok(MediaSource::Tone { ms: 800 })));
+        for bad in ["tone:0", "tone:abc", "tone:3600000"] {
+            assert!(MediaSource::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -53,6 +53,12 @@ pub enum RuntimeEvent {
     Disconnected {
         reason: String,
     },
+    /// A plugin's event is queued for AVS (it is sent once connected; `EventSent` follows).
+    EventQueued {
+        namespace: String,
+        name: String,
+        message_id: String,
+    },
     EventSent {
         namespace: String,
         name: String,

@@ -109,6 +109,7 @@ impl Runtime {
             ),
             storage,
             timers: Timers::new(runtime),
+            observer: observer.clone(),
         });
         let device_info = json!({
             "firmwareVersion": config.firmware_version,
@@ -122,6 +123,7 @@ impl Runtime {
         );
         if config.plugins.is_empty() {
             let template = DeviceTemplate::resolve(&config.template)?;
+            plugins.configure(&template);
             plugins.load_dir(&config.plugin_dir, &template.files()).await.map_err(RuntimeError::Plugins)?;
             plugins.check_template(&template);
         } else {
@@ -171,10 +173,7 @@ impl Runtime {
 
     /// User input (a button, the microphone, a local volume change) for whichever plugin handles it.
     pub fn user_event(&self, kind: &str, payload: &Value) {
-        self.plugins.broadcast(kind, payload);
-        if kind != "user.activity" {
-            self.plugins.broadcast("user.activity", &json!({}));
-        }
+        self.plugins.user_input(kind, payload);
     }
 
     /// Stops the connection, every plugin and every task the runtime started.

@@ -28,6 +28,10 @@ pub struct TemplatePlugin {
     pub version: String,
     /// The library's file stem without `lib` (`avs_speaker` for `libavs_speaker.so`).
     pub file: String,
+    /// The capability's `configurations` (e.g. EqualizerController's bands), in place of the plugin's
+    /// defaults: published to AVS and handed to the plugin.
+    #[serde(default)]
+    pub configurations: Option<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,16 @@ enum CtlCommand {
     Swap { interface: String, file: PathBuf },
     /// Go back to the version the last swap of INTERFACE replaced.
     Rollback { interface: String },
+    /// Press a playback button: PLAY, PAUSE, NEXT, PREVIOUS, SKIPFORWARD or SKIPBACKWARD.
+    Press { button: String },
+    /// Switch a toggle (SHUFFLE, LOOP, REPEAT, THUMBSUP, THUMBSDOWN) on (select) or off (deselect).
+    Toggle {
+        name: String,
+        #[arg(value_parser = ["select", "deselect"])]
+        action: String,
+    },
+    /// The user says "stop" (e.g. to a sounding alarm).
+    Stop,
 }
 
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
@@ -42,6 +52,12 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
             json!({"cmd": "swap", "interface": interface, "path": path})
         }
         CtlCommand::Rollback { interface } => json!({"cmd": "rollback", "interface": interface}),
+        CtlCommand::Press { button } => {
+            json!({"cmd": "user", "kind": "user.button", "payload": {"name": button.to_uppercase()}})
+        }
+        CtlCommand::Toggle { name, action } => json!({"cmd": "user", "kind": "user.toggle",
+                                                     "payload": {"name": name.to_uppercase(), "action": action.to_uppercase()}}),
+        CtlCommand::Stop => json!({"cmd": "user", "kind": "user.stop", "payload": {}}),
     };
     let socket = avs_core::control::socket_path(&data_dir);
     let stream = tokio::net::UnixStream::connect(&socket)

@@ -43,16 +43,18 @@ impl Device {
 
     /// Starts avs-sim and a runtime without waiting for anything.
     pub async fn launch(plugin_dir: PathBuf) -> Device {
-        Device::launch_with(plugin_dir, |_| {}, test_options()).await
+        Device::launch_with(plugin_dir, |_| {}, test_options(), |_| {}).await
     }
 
-    /// Like `connect`, with the sim's configuration changed and the runtime's options given.
+    /// Like `connect`, with the sim's configuration changed, the runtime's options given and the
+    /// device's configuration changed.
     pub async fn connect_with(
         plugin_dir: PathBuf,
         sim: impl FnOnce(&mut SimConfig),
         options: RuntimeOptions,
+        configure: impl FnOnce(&mut Config),
     ) -> Device {
-        let mut device = Device::launch_with(plugin_dir, sim, options).await;
+        let mut device = Device::launch_with(plugin_dir, sim, options, configure).await;
         device.wait_for(|e| matches!(e, RuntimeEvent::Connected { .. })).await;
         device
     }
@@ -61,6 +63,7 @@ impl Device {
         plugin_dir: PathBuf,
         change: impl FnOnce(&mut SimConfig),
         options: RuntimeOptions,
+        configure: impl FnOnce(&mut Config),
     ) -> Device {
         let dir = tempfile::tempdir().unwrap();
         let mut config = SimConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("sim"));
@@ -68,7 +71,9 @@ impl Device {
         let sim = Sim::start(config).await.unwrap();
         let observer = Observer::default();
         let events = observer.subscribe();
-        let runtime = Runtime::start_observed(device_config(&sim, &dir, plugin_dir), options, observer).await.unwrap();
+        let mut config = device_config(&sim, &dir, plugin_dir);
+        configure(&mut config);
+        let runtime = Runtime::start_observed(config, options, observer).await.unwrap();
         Device { sim, runtime: Some(runtime), events, dir }
     }
 

@@ -51,6 +51,8 @@ pub struct PluginHost {
     executed: Arc<std::sync::atomic::AtomicU64>,
     /// Where committed OTA versions are kept so that a restart loads them.
     store: Option<store::PluginStore>,
+    /// Capability configurations the device template gives, per interface, in place of the manifests'.
+    configurations: RwLock<BTreeMap<String, Value>>,
     /// Every library ever opened, with what it provides: all stay mapped until the process ends.
     images: std::sync::Mutex<BTreeMap<std::path::PathBuf, String>>,
     hub: Arc<Hub>,
@@ -78,6 +80,7 @@ impl PluginHost {
             capabilities_changed: Default::default(),
             executed: Default::default(),
             store: None,
+            configurations: Default::default(),
             images: Default::default(),
             hub,
             timers,
@@ -139,6 +142,17 @@ impl PluginHost {
         Ok(loaded)
     }
 
+    /// Takes the device template's capability configurations: they replace the manifests' in the
+    /// capability document, and the plugins are told (`capability.configuration`).
+    pub fn configure(&self, template: &DeviceTemplate) {
+        let mut configurations = self.configurations.write().unwrap_or_else(|e| e.into_inner());
+        for plugin in &template.plugins {
+            if let Some(configuration) = &plugin.configurations {
+                configurations.insert(plugin.interface.clone(), configuration.clone());
+            }
+        }
+    }
+
     /// Reports a listed library that provides another version than the device template says (a missing
     /// or refused one was reported when loading). The runtime serves with what did load.
     pub fn check_template(&self, template: &DeviceTemplate) {
@@ -184,7 +198,11 @@ impl PluginHost {
         let loaded = tokio::task::spawn_blocking(move || loader::load(&owned, &trust)).await.map_err(|e| {
             InstallError::Thread { path: shown.clone(), source: std::io::Error::other(e.to_string()) }
         })??;
+        let mut loaded = loaded;
         let interface = loaded.manifest.interface.clone();
+        if let Some(configured) = self.configurations.read().unwrap_or_else(|e| e.into_inner()).get(&interface) {
+            loaded.manifest.configurations = Some(configured.clone());
+        }
         self.images
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -208,6 +226,11 @@ impl PluginHost {
             let _ = slot.shutdown().await;
             return Err(InstallError::Init { path: shown, failure });
         }
+        // What the capability document will say is what the plugin must do.
+        if let Some(configurations) = &slot.manifest.configurations {
+            slot.post(SlotCall::HostEvent("capability.configuration".into(), configurations.to_string()));
+        }
+        self.hub.focus.watch(slot.sender());
         tracing::info!(interface = %interface, version = %slot.manifest.version, path = %shown, "plugin loaded");
         self.observer.emit(RuntimeEvent::PluginLoaded {
             interface: interface.clone(),
@@ -288,6 +311,15 @@ impl PluginHost {
             }
         }
         entries
+    }
+
+    /// User input (`user.*`: a button, the microphone, a local volume change) for whichever plugin
+    /// handles it; any input is also user activity (System's inactivity report).
+    pub fn user_input(&self, kind: &str, payload: &Value) {
+        self.broadcast(kind, payload);
+        if kind != "user.activity" {
+            self.broadcast("user.activity", &serde_json::json!({}));
+        }
     }
 
     /// Delivers a host event (user input, device info) to every plugin.

@@ -18,6 +18,7 @@ use crate::directives::sequencer::{SequencerInput, SequencerSender};
 use crate::events::{new_message_id, EventSender, OutgoingEvent};
 use crate::focus::FocusManager;
 use crate::media::{AudioSource, CaptureRequest, MediaEvent, Player};
+use crate::observe::{Observer, RuntimeEvent};
 use crate::schema::InterfaceSchemas;
 use crate::storage::Storage;
 use crate::tasks::OwnedTasks;
@@ -30,6 +31,7 @@ pub(crate) struct Hub {
     pub player: Player,
     pub storage: Storage,
     pub timers: Timers,
+    pub observer: Observer,
 }
 
 /// Timers started by plugins: each fires `on_timer(id)` on the plugin's slot.
@@ -154,6 +156,11 @@ impl PluginServices {
             event.audio = Some(CaptureRequest { id, source, stop, on_end: Some(on_end) });
             answer["audioStream"] = id.into();
         }
+        self.hub.observer.emit(RuntimeEvent::EventQueued {
+            namespace: event.namespace.clone(),
+            name: name.to_string(),
+            message_id: event.message_id.clone(),
+        });
         self.hub.events.send(event);
         Ok(answer.to_string())
     }

@@ -154,9 +154,14 @@ pub(crate) struct SlotSender {
 
 impl SlotSender {
     pub(crate) fn post(&self, call: SlotCall) {
-        if self.queue.push(call).is_err() {
+        if !self.try_post(call) {
             tracing::debug!(interface = %self.interface, "call to a slot that has shut down dropped");
         }
+    }
+
+    /// Queues a call; false if the slot has shut down.
+    pub(crate) fn try_post(&self, call: SlotCall) -> bool {
+        self.queue.push(call).is_ok()
     }
 
     pub(crate) fn interface(&self) -> &str {

@@ -136,7 +136,8 @@ pub trait HostServices: Send + Sync + Clone {
 
     fn release_focus(&self, channel: RStr<'_>);
 
-    /// Play a `cid:` attachment, an http(s) URL or a local file to the host's audio sink. Progress comes
+    /// Play a `cid:` attachment, an http(s) URL, a local file or `tone:<ms>` (a beep the host generates,
+    /// for alerts whose assets are out of reach) to the host's audio sink. Progress comes
     /// back as `on_host_event("media", {"id":…, "state":"started"|"finished"|"stopped"|"failed", …})`.
     fn play(&self, url: RStr<'_>, options: RStr<'_>) -> PluginResult<u64>;
 
