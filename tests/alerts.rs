@@ -176,3 +176,29 @@ async fn alerts_survive_a_restart() {
     runtime.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_survive_an_ota_swap_and_a_sounding_one_sounds_on() {
+    let mut device = Device::connect_with(built_plugin_dir(), |_| {}, test_options(), with_alerts).await;
+    let (tomorrow, _) = in_seconds(86_400);
+    let (now, _) = in_seconds(0);
+    set_alert(&device.sim, "alarm-tomorrow", "ALARM", &tomorrow);
+    set_alert(&device.sim, "timer-now", "TIMER", &now);
+    device.sim_event(|e| e.name == "AlertStarted").await;
+
+    let build = common::rebuilt(device.dir.path(), "libavs_alerts.so", "next");
+    device.runtime().plugins().swap("Alerts", &build).await.expect("swap commits");
+    let context = device.runtime().plugins().context().await;
+    let alerts = &context.iter().find(|c| c["header"]["name"] == "AlertsState").unwrap()["payload"];
+    let tokens: Vec<&str> =
+        alerts["allAlerts"].as_array().unwrap().iter().map(|a| a["token"].as_str().unwrap()).collect();
+    assert_eq!(tokens, ["timer-now", "alarm-tomorrow"], "{alerts}");
+    assert_eq!(alerts["activeAlerts"][0]["token"], "timer-now", "the new version sounds it on");
+
+    device.runtime().user_event("user.stop", &json!({}));
+    device.sim_event(|e| e.name == "AlertStopped").await;
+    device.wait_for(|e| matches!(e, RuntimeEvent::EventSent { name, .. } if name == "AlertStopped")).await;
+    let started = device.sim.events().iter().filter(|e| e.name == "AlertStarted").count();
+    assert_eq!(started, 1, "the hand-over started nothing twice");
+    device.stop().await;
+}

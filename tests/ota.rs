@@ -12,16 +12,8 @@ use avs_sim::{Sim, SimConfig};
 use common::{built_plugin_dir, device_config, payload, test_options};
 use serde_json::json;
 
-/// A distinct build of the Speaker plugin: the same code with bytes appended (a different file, hash
-/// and path, as a rebuilt artifact would have), signed with the test's key.
 fn speaker_build(dir: &Path, label: &str) -> PathBuf {
-    let path = dir.join("ota").join(format!("libavs_speaker-{label}.so"));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut bytes = std::fs::read(built_plugin_dir().join("libavs_speaker.so")).unwrap();
-    bytes.extend_from_slice(format!("build {label}").as_bytes());
-    std::fs::write(&path, bytes).unwrap();
-    signature::sign_file(&path, &dir.join("keys/plugin-signing.key")).unwrap();
-    path
+    common::rebuilt(dir, "libavs_speaker.so", label)
 }
 
 /// The version of `interface` in a published capability document.

@@ -136,6 +136,19 @@ pub fn sign_plugins(dir: &tempfile::TempDir, plugin_dir: &std::path::Path) -> (P
     (signed, public)
 }
 
+/// A distinct build of a built plugin: the same code with bytes appended (a different file, hash and path,
+/// as a rebuilt artifact would have), signed with the test's key (`sign_plugins` made it).
+pub fn rebuilt(dir: &std::path::Path, library: &str, label: &str) -> PathBuf {
+    let stem = library.trim_end_matches(".so");
+    let path = dir.join("ota").join(format!("{stem}-{label}.so"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut bytes = std::fs::read(built_plugin_dir().join(library)).unwrap();
+    bytes.extend_from_slice(format!("build {label}").as_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    signature::sign_file(&path, &dir.join("keys/plugin-signing.key")).unwrap();
+    path
+}
+
 pub fn device_config(sim: &SimHandle, dir: &tempfile::TempDir, plugin_dir: PathBuf) -> Config {
     let mut config = Config::defaults();
     config.endpoint = Some(sim.base_url());
