@@ -1,4 +1,4 @@
-//! InputController 1.0: the cloud selects one of the device's configured inputs (HDMI 1, AUX 1…). The
+//! Alexa.InputController 3.0 (the only version AVS documents; avs-protocol.md called it InputController 1.0): the cloud selects one of the device's configured inputs (HDMI 1, AUX 1…). The
 //! interface has one directive and, as documented, neither events nor context; the selection is kept
 //! across restarts and OTA swaps.
 
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use inputs::{Configuration, Inputs, CONFIGURATION_KEY, SELECTED_KEY};
 
-const INTERFACE: &str = "InputController";
+const INTERFACE: &str = "Alexa.InputController";
 
 #[derive(Deserialize)]
 struct SelectInput {
@@ -33,7 +33,7 @@ impl Interface for InputController {
     fn manifest() -> Manifest {
         Manifest {
             interface: INTERFACE.into(),
-            version: "1.0".into(),
+            version: "3.0".into(),
             plugin: env!("CARGO_PKG_NAME").into(),
             plugin_version: env!("CARGO_PKG_VERSION").into(),
             // Non-blocking, no medium, as in the AVS Device SDK's InputControllerCapabilityAgent.
@@ -63,7 +63,10 @@ impl Interface for InputController {
 
     fn handle_directive(&mut self, directive: Directive<'_>) -> Result<Handling, PluginError> {
         if directive.name != "SelectInput" {
-            return Err(PluginError::unsupported(format!("InputController 1.0 has no directive {}", directive.name)));
+            return Err(PluginError::unsupported(format!(
+                "Alexa.InputController 3.0 has no directive {}",
+                directive.name
+            )));
         }
         let input = directive.payload::<SelectInput>()?.input;
         let host = initialised(&self.host)?;
@@ -112,7 +115,7 @@ mod tests {
     #[test]
     fn manifest_declares_one_directive_and_nothing_to_report() {
         let m = InputController::manifest();
-        assert_eq!((m.interface.as_str(), m.version.as_str()), ("InputController", "1.0"));
+        assert_eq!((m.interface.as_str(), m.version.as_str()), ("Alexa.InputController", "3.0"));
         assert_eq!(m.plugin, "avs-plugin-input-controller");
         assert_eq!(m.directives.len(), 1);
         assert!(!m.directives[0].blocking);

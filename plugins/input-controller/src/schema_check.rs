@@ -2,7 +2,7 @@
 
 pub fn assert_valid(relative: &str, payload: &serde_json::Value) {
     avs_plugin_sdk::testing::assert_valid(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/InputController/1.0"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/Alexa.InputController/3.0"),
         relative,
         payload,
     )

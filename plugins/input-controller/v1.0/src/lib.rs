@@ -1,7 +1,0 @@
-//! The InputController 1.0 plugin library: SelectInput among the configured inputs, persisted.
-//! The implementation is `avs-plugin-input-controller`.
-
-avs_plugin_sdk::export_plugin!(
-    avs_input_controller_plugin::InputController,
-    "$CARGO_MANIFEST_DIR/../../../schemas/InputController/1.0"
-);
