@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{watch, Notify};
 
+use crate::https::HttpsClient;
 use crate::tasks::OwnedTasks;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +22,12 @@ pub enum MediaError {
     Read { path: String, source: std::io::Error },
     #[error("{0} is not a 16 kHz, 16-bit, mono PCM WAV file")]
     WavFormat(String),
-    #[error("unsupported media URL {0} (supported: cid:, file paths)")]
+    #[error("unsupported media URL {0} (supported: cid:, https://, file paths, tone:<ms>)")]
     UnsupportedUrl(String),
+    #[error("fetching {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error("bad play options {0}")]
+    Options(String),
     #[error("cannot write to the audio sink {path}: {source}")]
     Sink { path: String, source: std::io::Error },
 }
@@ -102,17 +107,99 @@ impl Sink {
 /// What a player reports about one item, delivered to the plugin that started it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
-    Started,
-    Finished { offset_ms: u64 },
-    Stopped { offset_ms: u64 },
-    Failed { offset_ms: u64, error: String },
+    /// The whole item is on the device (AudioPlayer's cue for PlaybackNearlyFinished).
+    Buffered {
+        duration_ms: u64,
+    },
+    Started {
+        offset_ms: u64,
+    },
+    /// Playback reached a progress mark the plugin asked for (`delay` once, `interval` repeatedly).
+    Progress {
+        mark: ProgressMark,
+        offset_ms: u64,
+    },
+    Finished {
+        offset_ms: u64,
+    },
+    Stopped {
+        offset_ms: u64,
+    },
+    Failed {
+        offset_ms: u64,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMark {
+    Delay,
+    Interval,
+}
+
+/// How to play an item (the `options` of `HostServices::play`), in AVS's own terms: where to start, and
+/// the progress report marks, both in playback time — which is what AVS measures them in, whatever the
+/// playback speed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct PlayOptions {
+    pub offset_in_milliseconds: u64,
+    pub progress_report: Option<ProgressReport>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct ProgressReport {
+    pub progress_report_delay_in_milliseconds: u64,
+    pub progress_report_interval_in_milliseconds: u64,
+}
+
+impl PlayOptions {
+    pub fn parse(json: &str) -> Result<PlayOptions, MediaError> {
+        if json.trim().is_empty() {
+            return Ok(PlayOptions::default());
+        }
+        serde_json::from_str(json).map_err(|e| MediaError::Options(format!("{json}: {e}")))
+    }
+
+    /// The progress marks after `from` and up to `end` (playback milliseconds), in order.
+    fn marks(&self, from: u64, end: u64) -> Vec<(u64, ProgressMark)> {
+        let Some(report) = self.progress_report else { return Vec::new() };
+        let mut marks = Vec::new();
+        let delay = report.progress_report_delay_in_milliseconds;
+        if delay > from && delay <= end {
+            marks.push((delay, ProgressMark::Delay));
+        }
+        let interval = report.progress_report_interval_in_milliseconds;
+        if interval > 0 {
+            let mut at = (from / interval + 1) * interval;
+            while at <= end {
+                marks.push((at, ProgressMark::Interval));
+                at += interval;
+            }
+        }
+        marks.sort_by_key(|(at, _)| *at);
+        marks
+    }
 }
 
 impl MediaEvent {
     pub fn to_json(&self, id: u64) -> serde_json::Value {
         use serde_json::json;
         match self {
-            MediaEvent::Started => json!({"id": id, "state": "started", "offsetInMilliseconds": 0}),
+            MediaEvent::Buffered { duration_ms } => {
+                json!({"id": id, "state": "buffered", "durationInMilliseconds": duration_ms})
+            }
+            MediaEvent::Started { offset_ms } => {
+                json!({"id": id, "state": "started", "offsetInMilliseconds": offset_ms})
+            }
+            MediaEvent::Progress { mark, offset_ms } => {
+                let mark = match mark {
+                    ProgressMark::Delay => "delay",
+                    ProgressMark::Interval => "interval",
+                };
+                json!({"id": id, "state": "progress", "mark": mark, "offsetInMilliseconds": offset_ms})
+            }
             MediaEvent::Finished { offset_ms } => {
                 json!({"id": id, "state": "finished", "offsetInMilliseconds": offset_ms})
             }
@@ -132,6 +219,7 @@ pub type MediaListener = Box<dyn Fn(MediaEvent) + Send + Sync>;
 /// progress behave as on a device; tests may speed it up.
 pub struct Player {
     attachments: AttachmentStore,
+    https: HttpsClient,
     sink: Sink,
     speed: f64,
     next_id: Arc<AtomicU64>,
@@ -143,9 +231,16 @@ pub struct Player {
 const ATTACHMENT_WAIT: Duration = Duration::from_secs(10);
 
 impl Player {
-    pub(crate) fn new(attachments: AttachmentStore, sink: Sink, speed: f64, runtime: tokio::runtime::Handle) -> Self {
+    pub(crate) fn new(
+        attachments: AttachmentStore,
+        https: HttpsClient,
+        sink: Sink,
+        speed: f64,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
         Player {
             attachments,
+            https,
             sink,
             speed: if speed > 0.0 { speed } else { 1.0 },
             next_id: Arc::new(AtomicU64::new(1)),
@@ -155,18 +250,23 @@ impl Player {
     }
 
     /// Starts playing `url`; `listener` is made for the item's id and hears how it goes.
-    pub fn play(&self, url: &str, listener: impl FnOnce(u64) -> MediaListener) -> Result<u64, MediaError> {
+    pub fn play(
+        &self,
+        url: &str,
+        options: PlayOptions,
+        listener: impl FnOnce(u64) -> MediaListener,
+    ) -> Result<u64, MediaError> {
         let source = MediaSource::parse(url)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let listener = listener(id);
         let (stop_tx, stop_rx) = watch::channel(false);
         self.playing.lock().unwrap_or_else(|e| e.into_inner()).insert(id, stop_tx);
-        let attachments = self.attachments.clone();
+        let fetch = Fetch { attachments: self.attachments.clone(), https: self.https.clone() };
         let sink = self.sink.clone();
         let speed = self.speed;
         let playing = self.playing.clone();
         self.tasks.spawn(async move {
-            let outcome = render(id, source, &attachments, &sink, speed, stop_rx, &listener).await;
+            let outcome = render(id, source, &fetch, &sink, speed, &options, stop_rx, &listener).await;
             playing.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             listener(outcome);
         });
@@ -199,6 +299,8 @@ impl Player {
 
 enum MediaSource {
     Attachment(String),
+    /// Fetched whole over HTTPS (HTTP/2, the device's TLS trust) before it plays.
+    Https(String),
     File(PathBuf),
     /// A beep generated on the device, for alerts that must sound when their assets cannot be fetched.
     Tone {
@@ -254,6 +356,9 @@ impl MediaSource {
         if let Some(id) = url.strip_prefix("cid:") {
             return Ok(MediaSource::Attachment(id.to_string()));
         }
+        if url.starts_with("https://") {
+            return Ok(MediaSource::Https(url.to_string()));
+        }
         if let Some(path) = url.strip_prefix("file://") {
             return Ok(MediaSource::File(PathBuf::from(path)));
         }
@@ -270,29 +375,51 @@ impl MediaSource {
     }
 }
 
+/// Where an item's bytes come from besides files.
+struct Fetch {
+    attachments: AttachmentStore,
+    https: HttpsClient,
+}
+
+impl Fetch {
+    async fn bytes(&self, source: MediaSource) -> Result<(String, Bytes), MediaError> {
+        match source {
+            MediaSource::Attachment(cid) => Ok((sanitize(&cid), self.attachments.take(&cid, ATTACHMENT_WAIT).await?)),
+            MediaSource::Https(url) => {
+                let fetch_err = |reason: String| MediaError::Fetch { url: url.clone(), reason };
+                let request = http::Request::get(&url).body(Bytes::new()).map_err(|e| fetch_err(e.to_string()))?;
+                let (status, _, body) = self.https.send(request).await.map_err(|e| fetch_err(e.to_string()))?;
+                if !status.is_success() {
+                    return Err(fetch_err(format!("HTTP {status}")));
+                }
+                Ok((sanitize(&url), body))
+            }
+            MediaSource::Tone { ms } => Ok((format!("tone-{ms}ms"), Bytes::from(tone(ms)))),
+            MediaSource::File(path) => match tokio::fs::read(&path).await {
+                Ok(bytes) => Ok((sanitize(&path.to_string_lossy()), Bytes::from(bytes))),
+                Err(source) => Err(MediaError::Read { path: path.display().to_string(), source }),
+            },
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn render(
     id: u64,
     source: MediaSource,
-    attachments: &AttachmentStore,
+    fetch: &Fetch,
     sink: &Sink,
     speed: f64,
+    options: &PlayOptions,
     mut stop: watch::Receiver<bool>,
     listener: &MediaListener,
 ) -> MediaEvent {
-    let (name, bytes) = match source {
-        MediaSource::Attachment(cid) => match attachments.take(&cid, ATTACHMENT_WAIT).await {
-            Ok(bytes) => (sanitize(&cid), bytes),
-            Err(e) => return MediaEvent::Failed { offset_ms: 0, error: e.to_string() },
-        },
-        MediaSource::Tone { ms } => (format!("tone-{ms}ms"), Bytes::from(tone(ms))),
-        MediaSource::File(path) => match tokio::fs::read(&path).await {
-            Ok(bytes) => (sanitize(&path.to_string_lossy()), Bytes::from(bytes)),
-            Err(source) => {
-                let error = MediaError::Read { path: path.display().to_string(), source }.to_string();
-                return MediaEvent::Failed { offset_ms: 0, error };
-            }
-        },
+    let (name, bytes) = match fetch.bytes(source).await {
+        Ok(fetched) => fetched,
+        Err(e) => return MediaEvent::Failed { offset_ms: 0, error: e.to_string() },
     };
+    let duration_ms = audio_duration_ms(&bytes);
+    listener(MediaEvent::Buffered { duration_ms });
     if let Sink::Directory(dir) = sink {
         let extension = if Wav::parse(&bytes).is_some() {
             ".wav"
@@ -307,13 +434,20 @@ async fn render(
             return MediaEvent::Failed { offset_ms: 0, error };
         }
     }
-    listener(MediaEvent::Started);
-    let duration_ms = audio_duration_ms(&bytes);
+    let from = options.offset_in_milliseconds.min(duration_ms);
+    listener(MediaEvent::Started { offset_ms: from });
     let started = tokio::time::Instant::now();
-    let wall = Duration::from_secs_f64(duration_ms as f64 / 1000.0 / speed);
-    let offset_now = || ((started.elapsed().as_secs_f64() * speed * 1000.0) as u64).min(duration_ms);
+    // Playback time `at` happens at this wall-clock instant.
+    let when = |at: u64| started + Duration::from_secs_f64(at.saturating_sub(from) as f64 / 1000.0 / speed);
+    let offset_now = || (from + (started.elapsed().as_secs_f64() * speed * 1000.0) as u64).min(duration_ms);
+    for (at, mark) in options.marks(from, duration_ms) {
+        tokio::select! {
+            _ = tokio::time::sleep_until(when(at)) => listener(MediaEvent::Progress { mark, offset_ms: at }),
+            _ = stop.wait_for(|stopped| *stopped) => return MediaEvent::Stopped { offset_ms: offset_now() },
+        }
+    }
     tokio::select! {
-        _ = tokio::time::sleep(wall) => MediaEvent::Finished { offset_ms: duration_ms },
+        _ = tokio::time::sleep_until(when(duration_ms)) => MediaEvent::Finished { offset_ms: duration_ms },
         _ = stop.wait_for(|stopped| *stopped) => MediaEvent::Stopped { offset_ms: offset_now() },
     }
 }
@@ -495,6 +629,22 @@ mod tests {
 
     fn wav(samples: usize) -> Vec<u8> {
         pcm16_wav(&vec![0x0707; samples])
+    }
+
+    #[test]
+    fn progress_marks_are_in_playback_time_after_the_start_offset() {
+        let report = ProgressReport {
+            progress_report_delay_in_milliseconds: 1_500,
+            progress_report_interval_in_milliseconds: 1_000,
+        };
+        let options = PlayOptions { offset_in_milliseconds: 0, progress_report: Some(report) };
+        use ProgressMark::{Delay, Interval};
+        assert_eq!(options.marks(0, 3_500), [(1_000, Interval), (1_500, Delay), (2_000, Interval), (3_000, Interval)]);
+        assert_eq!(options.marks(1_200, 2_500), [(1_500, Delay), (2_000, Interval)], "resumed past the first mark");
+        assert_eq!(PlayOptions::default().marks(0, 10_000), []);
+        assert!(PlayOptions::parse(r#"{"offset": 3}"#).is_err(), "unknown option names are refused");
+        let parsed = PlayOptions::parse(r#"{"offsetInMilliseconds": 3000}"#).unwrap();
+        assert_eq!(parsed.offset_in_milliseconds, 3_000);
     }
 
     #[test]

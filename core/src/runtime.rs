@@ -103,6 +103,7 @@ impl Runtime {
             focus: FocusManager::default(),
             player: Player::new(
                 attachments.clone(),
+                https.clone(),
                 Sink::from_config(&config.audio_sink),
                 options.playback_speed,
                 runtime.clone(),

@@ -17,7 +17,7 @@ use super::slot::{SlotCall, SlotSender};
 use crate::directives::sequencer::{SequencerInput, SequencerSender};
 use crate::events::{new_message_id, EventSender, OutgoingEvent};
 use crate::focus::FocusManager;
-use crate::media::{AudioSource, CaptureRequest, MediaEvent, Player};
+use crate::media::{AudioSource, CaptureRequest, MediaEvent, PlayOptions, Player};
 use crate::observe::{Observer, RuntimeEvent};
 use crate::schema::InterfaceSchemas;
 use crate::storage::Storage;
@@ -206,14 +206,18 @@ impl HostServices for PluginServices {
         }
     }
 
-    fn play(&self, url: RStr<'_>, _options: RStr<'_>) -> PluginResult<u64> {
+    fn play(&self, url: RStr<'_>, options: RStr<'_>) -> PluginResult<u64> {
+        let options = match PlayOptions::parse(options.as_str()) {
+            Ok(options) => options,
+            Err(e) => return result(Err(e.to_string())),
+        };
         let slot = self.slot.clone();
         let listener = move |id: u64| -> crate::media::MediaListener {
             Box::new(move |event: MediaEvent| {
                 slot.post(SlotCall::HostEvent("media".into(), event.to_json(id).to_string()));
             })
         };
-        result(self.hub.player.play(url.as_str(), listener).map_err(|e| e.to_string()))
+        result(self.hub.player.play(url.as_str(), options, listener).map_err(|e| e.to_string()))
     }
 
     fn stop_media(&self, media: u64) {

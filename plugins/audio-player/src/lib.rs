@@ -1,0 +1,1 @@
+//! AudioPlayer (to be written).

@@ -1,0 +1,1 @@
+//! The AudioPlayer plugin library (to be written).
