@@ -3,7 +3,8 @@
 //!
 //! Requests: `{"cmd":"status"}`, `{"cmd":"plugins"}`, `{"cmd":"swap","interface":…,"path":…}`,
 //! `{"cmd":"rollback","interface":…}`, `{"cmd":"user","kind":"user.button","payload":{"name":"PLAY"}}` (user
-//! input, as the device's buttons would give it). Answers: `{"ok":true,…}` or `{"ok":false,"error":…}`.
+//! input, as the device's buttons would give it), `{"cmd":"display"}` (the card on screen: its text and its JSON,
+//! for a GUI). Answers: `{"ok":true,…}` or `{"ok":false,"error":…}`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::devices::display::Display;
 use crate::plugins::PluginHost;
 
 pub fn socket_path(data_dir: &Path) -> PathBuf {
@@ -30,6 +32,7 @@ enum Request {
     Swap { interface: String, path: PathBuf },
     Rollback { interface: String },
     User { kind: String, payload: Value },
+    Display,
 }
 
 /// Binds the socket (replacing a stale one from a previous run) with mode 0600.
@@ -44,12 +47,17 @@ pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-pub(crate) async fn serve(listener: UnixListener, plugins: Arc<PluginHost>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: UnixListener,
+    plugins: Arc<PluginHost>,
+    display: Arc<Display>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut clients = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => { clients.spawn(client(stream, plugins.clone())); }
+                Ok((stream, _)) => { clients.spawn(client(stream, plugins.clone(), display.clone())); }
                 Err(e) => tracing::warn!("control socket: {e}"),
             },
             Some(_) = clients.join_next() => {}
@@ -59,12 +67,12 @@ pub(crate) async fn serve(listener: UnixListener, plugins: Arc<PluginHost>, mut 
     clients.shutdown().await;
 }
 
-async fn client(stream: UnixStream, plugins: Arc<PluginHost>) {
+async fn client(stream: UnixStream, plugins: Arc<PluginHost>, display: Arc<Display>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let answer = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => answer(request, &plugins).await,
+            Ok(request) => answer(request, &plugins, &display).await,
             Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
         };
         let mut text = answer.to_string();
@@ -75,7 +83,7 @@ async fn client(stream: UnixStream, plugins: Arc<PluginHost>) {
     }
 }
 
-async fn answer(request: Request, plugins: &PluginHost) -> Value {
+async fn answer(request: Request, plugins: &PluginHost, display: &Display) -> Value {
     let result = match request {
         Request::Status => Ok(json!({
             "interfaces": plugins.describe(),
@@ -99,6 +107,10 @@ async fn answer(request: Request, plugins: &PluginHost) -> Value {
             plugins.user_input(&kind, &payload);
             Ok(json!({}))
         }
+        Request::Display => Ok(match display.shown() {
+            Some(card) => json!({"card": card.card, "text": card.text, "token": card.token}),
+            None => json!({"card": null}),
+        }),
     };
     match result {
         Ok(mut value) => {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod capabilities;
 pub mod config;
 pub mod control;
+pub mod devices;
 pub mod directives;
 pub mod events;
 pub mod focus;

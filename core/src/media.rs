@@ -171,8 +171,8 @@ impl PlayOptions {
             marks.push((delay, ProgressMark::Delay));
         }
         let interval = report.progress_report_interval_in_milliseconds;
-        if interval > 0 {
-            let mut at = (from / interval + 1) * interval;
+        if let Some(passed) = from.checked_div(interval) {
+            let mut at = (passed + 1) * interval;
             while at <= end {
                 marks.push((at, ProgressMark::Interval));
                 at += interval;

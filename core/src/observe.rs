@@ -87,6 +87,15 @@ pub enum RuntimeEvent {
         message_id: String,
         reason: String,
     },
+    /// The device's display shows a card: `text` for a terminal, `card` (JSON) for a GUI.
+    CardShown {
+        token: String,
+        text: String,
+        card: serde_json::Value,
+    },
+    CardCleared {
+        token: String,
+    },
 }
 
 /// A cheap, clonable broadcaster; slow subscribers miss old events rather than slowing the runtime.

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::auth::Authorizer;
 use crate::capabilities;
 use crate::config::Config;
+use crate::devices::{bluetooth::Bluetooth, display::Display, DeviceServices};
 use crate::directives::{sequencer, ConnectionDirective, Router};
 use crate::events::EventSender;
 use crate::focus::FocusManager;
@@ -65,6 +66,7 @@ impl Default for RuntimeOptions {
 pub struct Runtime {
     plugins: Arc<PluginHost>,
     hub: Arc<Hub>,
+    display: Arc<Display>,
     observer: Observer,
     shutdown: watch::Sender<bool>,
     supervisor: JoinHandle<()>,
@@ -97,6 +99,9 @@ impl Runtime {
         let (sequencer_tx, sequencer_rx) = sequencer::channel();
         let runtime = tokio::runtime::Handle::current();
         let attachments = AttachmentStore::default();
+        let display = Display::new(observer.clone());
+        let devices =
+            DeviceServices::default().with("display", display.clone()).with("bluetooth", Bluetooth::simulated());
         let hub = Arc::new(Hub {
             events: events.clone(),
             sequencer: sequencer_tx.clone(),
@@ -111,6 +116,7 @@ impl Runtime {
             storage,
             timers: Timers::new(runtime),
             observer: observer.clone(),
+            devices,
         });
         let device_info = json!({
             "firmwareVersion": config.firmware_version,
@@ -159,13 +165,19 @@ impl Runtime {
         };
         let control = crate::control::bind(&crate::control::socket_path(&config.data_dir))
             .map_err(|source| RuntimeError::DataDir { path: config.data_dir.display().to_string(), source })?;
-        let control = tokio::spawn(crate::control::serve(control, plugins.clone(), shutdown_rx.clone()));
+        let control =
+            tokio::spawn(crate::control::serve(control, plugins.clone(), display.clone(), shutdown_rx.clone()));
         let supervisor = tokio::spawn(supervisor.run(transport, shutdown_rx));
-        Ok(Runtime { plugins, hub, observer, shutdown, supervisor, sequencer, control })
+        Ok(Runtime { plugins, hub, display, observer, shutdown, supervisor, sequencer, control })
     }
 
     pub fn observer(&self) -> &Observer {
         &self.observer
+    }
+
+    /// The device's screen: the card it shows, if any.
+    pub fn display(&self) -> &Display {
+        &self.display
     }
 
     pub fn plugins(&self) -> &PluginHost {

@@ -9,7 +9,11 @@ use figment::Figment;
 use serde::Deserialize;
 
 /// The templates shipped with avs-runtime, by name.
-const BUILT_IN: &[(&str, &str)] = &[("minimal", include_str!("../../capabilities/minimal.toml"))];
+const BUILT_IN: &[(&str, &str)] = &[
+    ("minimal", include_str!("../../capabilities/minimal.toml")),
+    ("headless-speaker", include_str!("../../capabilities/headless-speaker.toml")),
+    ("screen-device", include_str!("../../capabilities/screen-device.toml")),
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +92,13 @@ mod tests {
         let minimal = DeviceTemplate::resolve("minimal").unwrap();
         let interfaces: Vec<&str> = minimal.plugins.iter().map(|p| p.interface.as_str()).collect();
         assert_eq!(interfaces, ["System", "SpeechRecognizer", "SpeechSynthesizer", "Speaker"]);
+        // Each larger template builds on the one before it, as the device kinds do.
+        let headless = DeviceTemplate::resolve("headless-speaker").unwrap();
+        let screen = DeviceTemplate::resolve("screen-device").unwrap();
+        assert_eq!(&headless.plugins[..4], &minimal.plugins[..]);
+        assert_eq!(&screen.plugins[..headless.plugins.len()], &headless.plugins[..]);
+        assert_eq!(headless.plugins.len(), 12);
+        assert_eq!(screen.plugins.len(), 15);
     }
 
     #[test]

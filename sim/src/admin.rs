@@ -9,6 +9,7 @@ use http::{Request, StatusCode};
 use serde_json::{json, Value};
 
 use crate::downchannel::directive_parts;
+use crate::scenarios::Scenario;
 use crate::state::{DownchannelMessage, Shared};
 use crate::wire::{read_body, reply_json};
 
@@ -41,6 +42,19 @@ pub(crate) async fn route(
             let parts = directive_parts(&directive, &[]);
             let delivered = shared.broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()));
             reply_json(respond, StatusCode::OK, &json!({ "downchannels": delivered }))
+        }
+        ("POST", "/admin/scenario") => {
+            let name = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "name").map(|(_, v)| v.into_owned());
+            let scenario = name.as_deref().filter(|n| !n.is_empty()).map(|n| Scenario::named(n).ok_or(n));
+            match scenario.transpose() {
+                Ok(scenario) => {
+                    *shared.scenario.lock().unwrap_or_else(|e| e.into_inner()) = scenario;
+                    reply_json(respond, StatusCode::OK, &json!({"scenario": scenario.map(|s| s.name)}))
+                }
+                Err(unknown) => {
+                    reply_json(respond, StatusCode::NOT_FOUND, &json!({"error": crate::unknown_scenario(unknown)}))
+                }
+            }
         }
         ("POST", "/admin/approve") => {
             let user_code =

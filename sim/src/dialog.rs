@@ -1,5 +1,5 @@
 //! The scripted dialog: every Recognize is answered, on its own event stream, with a Speak of a fixed
-//! MP3 and, when the script says so, an ExpectSpeech after it.
+//! MP3, the selected scenario's directives and, when the script says so, an ExpectSpeech after them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,7 +13,7 @@ use crate::wire::{answer_parts, start_related, writer};
 /// The spoken answer (see assets/README.md).
 pub(crate) const SPEAK_MP3: &[u8] = include_bytes!("../assets/speak.mp3");
 
-fn directive(namespace: &str, name: &str, dialog_request_id: Option<&str>, payload: Value) -> Value {
+pub(crate) fn directive(namespace: &str, name: &str, dialog_request_id: Option<&str>, payload: Value) -> Value {
     let mut header = json!({"namespace": namespace, "name": name, "messageId": uuid::Uuid::new_v4().to_string()});
     if let Some(dialog) = dialog_request_id {
         header["dialogRequestId"] = json!(dialog);
@@ -45,6 +45,11 @@ pub(crate) fn answer_recognize(
             json!({ "timeoutInMilliseconds": timeout }),
         );
         body.extend_from_slice(&answer_parts(&expect, &[]));
+    }
+    if let Some(scenario) = shared.scenario() {
+        for (namespace, name, payload) in shared.with_cloud(|cloud| scenario.answer(cloud)) {
+            body.extend_from_slice(&answer_parts(&directive(namespace, name, dialog_request_id, payload), &[]));
+        }
     }
     body.extend_from_slice(&writer().close());
     start_related(&mut respond)?.send_data(body.freeze(), true)

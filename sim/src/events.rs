@@ -10,9 +10,10 @@ use h2::RecvStream;
 use http::{Request, StatusCode};
 use serde_json::Value;
 
+use crate::downchannel::directive_parts;
 use crate::routes::authorize;
 use crate::server::Connection;
-use crate::state::Shared;
+use crate::state::{DownchannelMessage, Shared};
 use crate::wire::{reply, reply_exception};
 use crate::{capabilities, dialog, ReceivedEvent, Violation};
 
@@ -79,8 +80,14 @@ pub(crate) async fn receive(
         if let Some(Some(document)) = &discovery {
             r.capabilities.push(document.clone());
         }
-        r.events.push(event);
+        r.events.push(event.clone());
     });
+    if let Some(scenario) = shared.scenario() {
+        for (namespace, name, payload) in shared.with_cloud(|cloud| scenario.react(cloud, &event)) {
+            let parts = directive_parts(&dialog::directive(namespace, name, None, payload), &[]);
+            shared.broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()));
+        }
+    }
 
     if !envelope_ok {
         let why = "the event header needs namespace, name and messageId";

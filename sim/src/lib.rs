@@ -12,7 +12,9 @@ mod dialog;
 mod downchannel;
 mod events;
 mod lwa;
+mod media;
 mod routes;
+mod scenarios;
 mod schemas;
 mod server;
 mod state;
@@ -30,6 +32,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use media::SONGS;
+pub use scenarios::{Scenario, SCENARIOS};
 use state::{DownchannelMessage, Recorded, Shared};
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +116,11 @@ pub struct Violation {
     pub error: String,
 }
 
+fn unknown_scenario(name: &str) -> String {
+    let known: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+    format!("no scenario {name:?} (there are: {})", known.join(", "))
+}
+
 pub struct Sim;
 
 impl Sim {
@@ -121,7 +130,7 @@ impl Sim {
             .await
             .map_err(|source| SimError::Listen { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| SimError::Listen { addr: config.listen, source })?;
-        let shared = Arc::new(Shared::new(config));
+        let shared = Arc::new(Shared::new(config, format!("https://localhost:{}", addr.port())));
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, tls, shared.clone(), stopped));
         tracing::info!("avs-sim listening on https://localhost:{}", addr.port());
@@ -163,6 +172,14 @@ impl SimHandle {
     /// Scripts the dialog: whether the next Recognize answers end with an ExpectSpeech.
     pub fn set_expect_speech_after_speak(&self, expect: bool) {
         self.shared().expect_speech_after_speak.store(expect, Ordering::Relaxed);
+    }
+
+    /// Selects the scenario the next user request is about (`None`: the plain spoken answer). Fails
+    /// for a name that is not in [`SCENARIOS`].
+    pub fn set_scenario(&self, name: Option<&str>) -> Result<(), String> {
+        let scenario = name.map(|n| Scenario::named(n).ok_or_else(|| unknown_scenario(n))).transpose()?;
+        *self.shared().scenario.lock().unwrap_or_else(|e| e.into_inner()) = scenario;
+        Ok(())
     }
 
     /// Pushes a directive (and its attachments) on every open downchannel; returns how many got it.

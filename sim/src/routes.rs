@@ -10,7 +10,7 @@ use http::{Request, StatusCode};
 use crate::server::Connection;
 use crate::state::Shared;
 use crate::wire::{reply, reply_exception};
-use crate::{admin, capabilities, downchannel, events, lwa};
+use crate::{admin, capabilities, downchannel, events, lwa, media};
 
 pub(crate) async fn route(
     shared: Arc<Shared>,
@@ -28,6 +28,7 @@ pub(crate) async fn route(
         ("GET", "/ping") => ping(&shared, &request, respond),
         ("PUT", "/v1/devices/@self/capabilities") => capabilities::put(&shared, request, respond).await,
         (_, p) if p.starts_with("/admin/") => admin::route(&shared, request, respond).await,
+        ("GET", p) if p.starts_with("/media/") => media::serve(p, respond),
         _ => reply(respond, StatusCode::NOT_FOUND, "text/plain", Bytes::from(format!("no route for {method} {path}"))),
     };
     if let Err(e) = result {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 
+use crate::scenarios::{Cloud, Scenario};
 use crate::{lwa, schemas, ReceivedEvent, SimConfig, Violation};
 
 #[derive(Default)]
@@ -36,6 +37,10 @@ pub(crate) struct Shared {
     pub schemas: schemas::Schemas,
     /// The scripted dialog answers a Recognize with ExpectSpeech after the Speak.
     pub expect_speech_after_speak: AtomicBool,
+    /// What the user's next request is about, and how the cloud reacts to what follows.
+    pub scenario: Mutex<Option<&'static Scenario>>,
+    /// `https://localhost:PORT`, where the sim serves media.
+    pub base_url: String,
 }
 
 /// A poisoned lock only means a handler panicked mid-update; the recorded data is still worth reading.
@@ -44,8 +49,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn new(config: SimConfig) -> Self {
+    pub(crate) fn new(config: SimConfig, base_url: String) -> Self {
         Shared {
+            scenario: Mutex::default(),
+            base_url,
             expect_speech_after_speak: AtomicBool::new(config.expect_speech_after_speak),
             config,
             recorded: Mutex::default(),
@@ -92,6 +99,16 @@ impl Shared {
         let mut channels = lock(&self.downchannels);
         channels.retain(|tx| tx.send(message()).is_ok());
         channels.len()
+    }
+
+    pub(crate) fn scenario(&self) -> Option<&'static Scenario> {
+        *lock(&self.scenario)
+    }
+
+    /// Runs `f` with what a scenario may know of the cloud.
+    pub(crate) fn with_cloud<T>(&self, f: impl FnOnce(&Cloud<'_>) -> T) -> T {
+        let declared = self.declared_versions();
+        f(&Cloud { base_url: &self.base_url, declared: &declared })
     }
 
     /// Interface → version, from the last capability document the device published.

@@ -37,6 +37,8 @@ enum CtlCommand {
     },
     /// The user says "stop" (e.g. to a sounding alarm).
     Stop,
+    /// The card on the device's screen, as text and as the JSON a GUI would draw.
+    Display,
 }
 
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
@@ -58,6 +60,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
         CtlCommand::Toggle { name, action } => json!({"cmd": "user", "kind": "user.toggle",
                                                      "payload": {"name": name.to_uppercase(), "action": action.to_uppercase()}}),
         CtlCommand::Stop => json!({"cmd": "user", "kind": "user.stop", "payload": {}}),
+        CtlCommand::Display => json!({"cmd": "display"}),
     };
     let socket = avs_core::control::socket_path(&data_dir);
     let stream = tokio::net::UnixStream::connect(&socket)
@@ -69,6 +72,9 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
     let answer: Value = serde_json::from_str(&line)?;
     if answer["ok"] != true {
         bail!("{}", answer["error"].as_str().unwrap_or("request failed"));
+    }
+    if let Some(text) = answer["text"].as_str() {
+        println!("{text}");
     }
     println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(())

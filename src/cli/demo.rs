@@ -1,5 +1,6 @@
 //! `avs demo`: the whole product in one run against an embedded avs-sim — code-based linking,
-//! capabilities, a spoken question answered with speech, and a cloud-initiated volume change.
+//! capabilities, a spoken question answered with speech, and a cloud-initiated volume change; then,
+//! if asked, a live OTA upgrade (`--ota`) and the interfaces' scenarios (`--scenario`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -32,6 +33,13 @@ pub struct DemoArgs {
     /// memory over more swaps.
     #[arg(long)]
     ota: bool,
+    /// Then run an avs-sim scenario (set-timer, play-music, weather, pair-phone, bass-up, volume-down,
+    /// notification, switch-input) or `all`, on the screen-device template unless --template says otherwise.
+    #[arg(long, value_name = "NAME|all")]
+    scenario: Option<String>,
+    /// The device template to run (default: minimal; screen-device with --scenario).
+    #[arg(long)]
+    template: Option<String>,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -49,7 +57,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let sim = Sim::start(SimConfig::new("127.0.0.1:0".parse()?, data_dir.join("sim"))).await?;
     step(&format!("avs-sim up at {} (HTTP/2 over TLS; CA {})", sim.base_url(), sim.ca_pem_path().display()));
 
-    let result = drive(&sim, &data_dir, args.plugin_dir, args.ota, &step).await;
+    let scenarios = args.scenario.as_deref().map(super::scenario::selected).transpose()?;
+    let template = match (args.template, &scenarios) {
+        (Some(template), _) => Some(template),
+        (None, Some(_)) => Some("screen-device".to_string()),
+        (None, None) => None,
+    };
+    let result = drive(&sim, &data_dir, args.plugin_dir, template, args.ota, scenarios, &step).await;
     let violations = sim.violations();
     sim.shutdown().await;
     result?;
@@ -65,7 +79,9 @@ async fn drive(
     sim: &SimHandle,
     data_dir: &Path,
     plugin_dir: Option<PathBuf>,
+    template: Option<String>,
     ota: bool,
+    scenarios: Option<Vec<&'static avs_sim::Scenario>>,
     step: &impl Fn(&str),
 ) -> anyhow::Result<()> {
     let device_dir = data_dir.join("device");
@@ -86,6 +102,9 @@ async fn drive(
     ));
     config.plugin_dir = signed_dir.clone();
     config.plugin_trusted_keys = vec![public];
+    if let Some(template) = template {
+        config.template = template;
+    }
     if ota {
         // The device as it shipped a year ago: System 1.0, which the OTA below upgrades to 1.1.
         let mut files = DeviceTemplate::resolve(&config.template)?.files();
@@ -99,6 +118,9 @@ async fn drive(
     let mut outcome = converse(sim, &runtime, &mut events, &device_dir, step).await;
     if ota && outcome.is_ok() {
         outcome = show_ota(sim, &runtime, &signed_dir, &key, data_dir, step).await;
+    }
+    if let (Some(scenarios), true) = (scenarios, outcome.is_ok()) {
+        outcome = super::scenario::run(sim, &runtime, &scenarios, &device_dir.join("utterance.wav"), step).await;
     }
     runtime.shutdown().await;
     step("runtime shut down cleanly");

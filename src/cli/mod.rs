@@ -4,6 +4,7 @@ pub mod ctl;
 pub mod demo;
 pub mod plugin;
 pub mod run;
+pub mod scenario;
 pub mod sim;
 
 use std::path::PathBuf;

@@ -26,8 +26,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut events = runtime.observer().subscribe();
     let printer = tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
-            if let RuntimeEvent::LinkingCode { user_code, verification_uri } = event {
-                println!("To link this device, open {verification_uri} and enter the code {user_code}");
+            match event {
+                RuntimeEvent::LinkingCode { user_code, verification_uri } => {
+                    println!("To link this device, open {verification_uri} and enter the code {user_code}")
+                }
+                // A terminal is this device's screen; a GUI reads the card's JSON (`avs ctl display`).
+                RuntimeEvent::CardShown { text, .. } => println!("{text}"),
+                _ => {}
             }
         }
     });

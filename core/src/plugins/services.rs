@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use tokio::task::AbortHandle;
 
 use super::slot::{SlotCall, SlotSender};
+use crate::devices::{DeviceServices, Notifier};
 use crate::directives::sequencer::{SequencerInput, SequencerSender};
 use crate::events::{new_message_id, EventSender, OutgoingEvent};
 use crate::focus::FocusManager;
@@ -32,6 +33,7 @@ pub(crate) struct Hub {
     pub storage: Storage,
     pub timers: Timers,
     pub observer: Observer,
+    pub devices: DeviceServices,
 }
 
 /// Timers started by plugins: each fires `on_timer(id)` on the plugin's slot.
@@ -247,5 +249,16 @@ impl HostServices for PluginServices {
             LogLevel::Debug => tracing::debug!(target: "plugin", interface, "{message}"),
             LogLevel::Trace => tracing::trace!(target: "plugin", interface, "{message}"),
         }
+    }
+
+    fn request(&self, service: RStr<'_>, request: RStr<'_>) -> PluginResult<RString> {
+        let slot = self.slot.clone();
+        let kind = service.to_string();
+        let notify = Notifier::new(move |payload| slot.post(SlotCall::HostEvent(kind.clone(), payload.to_string())));
+        let answer = self.hub.devices.request(service.as_str(), request.as_str(), notify);
+        if let Err(e) = &answer {
+            tracing::warn!(interface = %self.interface, service = service.as_str(), "{e}");
+        }
+        result(answer.map(|a| a.to_string().into()))
     }
 }

@@ -149,6 +149,15 @@ pub trait HostServices: Send + Sync + Clone {
 
     #[sabi(last_prefix_field)]
     fn log(&self, level: LogLevel, message: RStr<'_>);
+
+    /// A device service the host owns, by name (`display`, `bluetooth`…), with a JSON request; answers
+    /// JSON. Later results arrive as `on_host_event(<service>, …)`. Added in 1.1 after the prefix, as
+    /// abi_stable's evolution rules require: a host built with 1.0 has no such method, and calling it
+    /// there runs this default. New device services are new names and JSON, never new ABI methods.
+    fn request(&self, service: RStr<'_>, request: RStr<'_>) -> PluginResult<RString> {
+        let _ = request;
+        RResult::RErr(format!("this host offers no device service `{}`", service.as_str()).into())
+    }
 }
 
 pub type HostServicesArc = HostServices_TO<'static, RArc<()>>;

@@ -217,6 +217,18 @@ impl Host {
     pub fn log(&self, level: LogLevel, message: &str) {
         self.services.log(level, message.into())
     }
+
+    /// Asks a device service of the host (`display`, `bluetooth`…); its later results arrive as
+    /// `on_host_event(service, …)`.
+    pub fn request(&self, service: &str, request: &Value) -> Result<Value, PluginError> {
+        let request = to_json(request)?;
+        let answer = self
+            .services
+            .request(service.into(), request.as_str().into())
+            .into_result()
+            .map_err(|e| PluginError::internal(e.into_string()))?;
+        serde_json::from_str(&answer).map_err(|e| PluginError::internal(format!("{service} answer: {e}")))
+    }
 }
 
 fn to_json(value: &impl Serialize) -> Result<String, PluginError> {
