@@ -32,8 +32,9 @@ pub enum MediaError {
     Sink { path: String, source: std::io::Error },
 }
 
-/// Binary parts (`Content-ID`) of directive responses, waiting for the directive that plays them. Parts
-/// may arrive before or after their directive, so a reader waits for a missing one for a while.
+/// Binary parts (`Content-ID`) of directive responses. Parts may arrive before or after their directive,
+/// so a reader waits for a missing one for a while; and a part stays readable after it was first played
+/// (an AudioPlayer item paused by a Speak is played again from its offset), until newer parts push it out.
 #[derive(Clone, Default)]
 pub struct AttachmentStore {
     inner: Arc<AttachmentsInner>,
@@ -45,8 +46,9 @@ struct AttachmentsInner {
     arrived: Notify,
 }
 
-/// Unclaimed attachments kept at most; the oldest go first (a directive that never came).
-const MAX_UNCLAIMED_ATTACHMENTS: usize = 32;
+/// Attachments kept at most, by count and by bytes; the oldest go first.
+const MAX_KEPT_ATTACHMENTS: usize = 32;
+const MAX_KEPT_ATTACHMENT_BYTES: usize = 8 << 20;
 
 impl AttachmentStore {
     pub fn insert(&self, content_id: &str, body: Bytes) {
@@ -55,29 +57,28 @@ impl AttachmentStore {
         if parts.insert(content_id.to_string(), body).is_none() {
             order.push_back(content_id.to_string());
         }
-        while order.len() > MAX_UNCLAIMED_ATTACHMENTS {
+        let mut kept_bytes: usize = parts.values().map(Bytes::len).sum();
+        while order.len() > MAX_KEPT_ATTACHMENTS || (kept_bytes > MAX_KEPT_ATTACHMENT_BYTES && order.len() > 1) {
             if let Some(oldest) = order.pop_front() {
-                tracing::warn!(content_id = %oldest, "unclaimed attachment dropped");
-                parts.remove(&oldest);
+                tracing::debug!(content_id = %oldest, "attachment dropped to make room");
+                kept_bytes -= parts.remove(&oldest).map_or(0, |b| b.len());
             }
         }
         drop(guard);
         self.inner.arrived.notify_waiters();
     }
 
-    /// Takes the attachment `content_id` (without `cid:`), waiting up to `timeout` for it to arrive.
-    pub async fn take(&self, content_id: &str, timeout: Duration) -> Result<Bytes, MediaError> {
+    /// The attachment `content_id` (without `cid:`), waiting up to `timeout` for it to arrive.
+    pub async fn get(&self, content_id: &str, timeout: Duration) -> Result<Bytes, MediaError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let arrived = self.inner.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
             {
-                let mut guard = self.inner.parts.lock().unwrap_or_else(|e| e.into_inner());
-                let (parts, order) = &mut *guard;
-                if let Some(body) = parts.remove(content_id) {
-                    order.retain(|id| id != content_id);
-                    return Ok(body);
+                let guard = self.inner.parts.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(body) = guard.0.get(content_id) {
+                    return Ok(body.clone());
                 }
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
@@ -384,7 +385,7 @@ struct Fetch {
 impl Fetch {
     async fn bytes(&self, source: MediaSource) -> Result<(String, Bytes), MediaError> {
         match source {
-            MediaSource::Attachment(cid) => Ok((sanitize(&cid), self.attachments.take(&cid, ATTACHMENT_WAIT).await?)),
+            MediaSource::Attachment(cid) => Ok((sanitize(&cid), self.attachments.get(&cid, ATTACHMENT_WAIT).await?)),
             MediaSource::Https(url) => {
                 let fetch_err = |reason: String| MediaError::Fetch { url: url.clone(), reason };
                 let request = http::Request::get(&url).body(Bytes::new()).map_err(|e| fetch_err(e.to_string()))?;
@@ -671,13 +672,29 @@ mod tests {
         let store = AttachmentStore::default();
         let reader = tokio::spawn({
             let store = store.clone();
-            async move { store.take("tts-1", Duration::from_secs(5)).await }
+            async move { store.get("tts-1", Duration::from_secs(5)).await }
         });
         tokio::task::yield_now().await;
         store.insert("tts-1", Bytes::from_static(b"mp3"));
         assert_eq!(reader.await.unwrap().unwrap(), Bytes::from_static(b"mp3"));
-        let missing = store.take("tts-2", Duration::from_millis(10)).await.unwrap_err();
+        let missing = store.get("tts-2", Duration::from_millis(10)).await.unwrap_err();
         assert!(missing.to_string().contains("tts-2"));
+    }
+
+    #[tokio::test]
+    async fn attachments_stay_readable_until_newer_ones_push_them_out() {
+        let store = AttachmentStore::default();
+        store.insert("song", Bytes::from_static(b"mp3"));
+        let wait = Duration::from_millis(10);
+        assert_eq!(store.get("song", wait).await.unwrap(), store.get("song", wait).await.unwrap());
+        for n in 0..MAX_KEPT_ATTACHMENTS {
+            store.insert(&format!("later-{n}"), Bytes::from_static(b"x"));
+        }
+        assert!(store.get("song", wait).await.is_err(), "the oldest goes first");
+        store.insert("big-1", Bytes::from(vec![0; MAX_KEPT_ATTACHMENT_BYTES / 2 + 1]));
+        store.insert("big-2", Bytes::from(vec![0; MAX_KEPT_ATTACHMENT_BYTES / 2 + 1]));
+        assert!(store.get("big-1", wait).await.is_err(), "bytes are bounded too");
+        assert!(store.get("big-2", wait).await.is_ok());
     }
 
     #[tokio::test]

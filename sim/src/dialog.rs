@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use serde_json::{json, Value};
 
@@ -35,7 +35,15 @@ pub(crate) fn answer_recognize(
         dialog_request_id,
         json!({"url": format!("cid:{content_id}"), "format": "AUDIO_MPEG", "token": format!("sim-speak-{n}")}),
     );
-    let mut body = answer_parts(&speak, &[(content_id, Bytes::from_static(SPEAK_MP3))]);
+    let (before, after) = shared.scenario().map(|s| shared.with_cloud(|cloud| s.answer(cloud))).unwrap_or_default();
+    let mut body = BytesMut::new();
+    for (namespace, name, payload) in before {
+        body.extend_from_slice(&answer_parts(&directive(namespace, name, dialog_request_id, payload), &[]));
+    }
+    body.extend_from_slice(&answer_parts(&speak, &[(content_id, Bytes::from_static(SPEAK_MP3))]));
+    for (namespace, name, payload) in after {
+        body.extend_from_slice(&answer_parts(&directive(namespace, name, dialog_request_id, payload), &[]));
+    }
     if shared.expect_speech_after_speak.load(Ordering::Relaxed) {
         let timeout = u64::try_from(shared.config.expect_speech_timeout.as_millis()).unwrap_or(u64::MAX);
         let expect = directive(
@@ -45,11 +53,6 @@ pub(crate) fn answer_recognize(
             json!({ "timeoutInMilliseconds": timeout }),
         );
         body.extend_from_slice(&answer_parts(&expect, &[]));
-    }
-    if let Some(scenario) = shared.scenario() {
-        for (namespace, name, payload) in shared.with_cloud(|cloud| scenario.answer(cloud)) {
-            body.extend_from_slice(&answer_parts(&directive(namespace, name, dialog_request_id, payload), &[]));
-        }
     }
     body.extend_from_slice(&writer().close());
     start_related(&mut respond)?.send_data(body.freeze(), true)

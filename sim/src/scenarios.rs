@@ -32,7 +32,8 @@ pub struct Scenario {
     pub utterance: &'static str,
     /// The interfaces it is about (the device needs the first; the others enrich it).
     pub interfaces: &'static [&'static str],
-    /// The device event that shows the scenario came through (namespace, name).
+    /// The device event that shows the scenario came through (namespace, name) — or, for an interface
+    /// that answers nothing (Notifications, InputController), the directive the device handled.
     pub done_when: (&'static str, &'static str),
     /// Directives answering the Recognize, after the spoken reply (namespace, name, payload).
     answer: fn(&Cloud<'_>) -> Directives,
@@ -173,7 +174,7 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "notification",
         utterance: "(a package was delivered)",
         interfaces: &["Notifications"],
-        done_when: ("SpeechSynthesizer", "SpeechFinished"),
+        done_when: ("Notifications", "SetIndicator"),
         answer: |_| {
             vec![(
                 "Notifications",
@@ -191,7 +192,7 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "switch-input",
         utterance: "switch to HDMI 1",
         interfaces: &["Alexa.InputController"],
-        done_when: ("SpeechSynthesizer", "SpeechFinished"),
+        done_when: ("Alexa.InputController", "SelectInput"),
         answer: |_| vec![("Alexa.InputController", "SelectInput", json!({"input": "HDMI 1"}))],
         react: nothing,
     },
@@ -202,9 +203,13 @@ impl Scenario {
         SCENARIOS.iter().find(|s| s.name == name)
     }
 
-    /// The directives answering the user's request, for the interfaces the device has.
-    pub(crate) fn answer(&self, cloud: &Cloud<'_>) -> Directives {
-        (self.answer)(cloud).into_iter().filter(|(namespace, ..)| cloud.has(namespace)).collect()
+    /// The directives answering the user's request, for the interfaces the device has: those that go
+    /// before the spoken reply (a card, shown while it is spoken, as AVS orders them) and those after.
+    pub(crate) fn answer(&self, cloud: &Cloud<'_>) -> (Directives, Directives) {
+        (self.answer)(cloud)
+            .into_iter()
+            .filter(|(namespace, ..)| cloud.has(namespace))
+            .partition(|(namespace, name, _)| (*namespace, *name) == ("TemplateRuntime", "RenderTemplate"))
     }
 
     pub(crate) fn react(&self, cloud: &Cloud<'_>, event: &ReceivedEvent) -> Directives {
@@ -307,10 +312,19 @@ mod tests {
     fn directives_go_only_to_declared_interfaces() {
         let declared = HashMap::from([("AudioPlayer".to_string(), "1.4".to_string())]);
         let cloud = Cloud { base_url: "https://localhost:1", declared: &declared };
-        let answer = Scenario::named("play-music").unwrap().answer(&cloud);
-        let names: Vec<_> = answer.iter().map(|(ns, name, _)| format!("{ns}.{name}")).collect();
+        let (before, after) = Scenario::named("play-music").unwrap().answer(&cloud);
+        let names: Vec<_> = after.iter().map(|(ns, name, _)| format!("{ns}.{name}")).collect();
         assert_eq!(names, ["AudioPlayer.Play"]);
-        assert!(Scenario::named("bass-up").unwrap().answer(&cloud).is_empty());
+        assert!(before.is_empty());
+        assert_eq!(Scenario::named("bass-up").unwrap().answer(&cloud), (Vec::new(), Vec::new()));
+    }
+
+    #[test]
+    fn a_card_goes_before_the_spoken_reply() {
+        let declared = HashMap::from([("TemplateRuntime".to_string(), "1.2".to_string())]);
+        let cloud = Cloud { base_url: "https://localhost:1", declared: &declared };
+        let (before, after) = Scenario::named("weather").unwrap().answer(&cloud);
+        assert_eq!((before.len(), before[0].1, after.len()), (1, "RenderTemplate", 0));
     }
 
     #[test]

@@ -28,46 +28,67 @@ pub fn selected(name: &str) -> anyhow::Result<Vec<&'static Scenario>> {
     }
 }
 
-/// Follows the conversation: prints every event avs-sim receives and every card the screen shows, until
-/// `until` matches an event received from `from` on.
+/// Follows the conversation: prints every event avs-sim receives, every directive the device handled
+/// and every card its screen shows, until one of them is the message awaited.
 struct Follower<'a> {
     sim: &'a SimHandle,
-    cards: broadcast::Receiver<RuntimeEvent>,
+    runtime: broadcast::Receiver<RuntimeEvent>,
     printed: usize,
     step: &'a dyn Fn(&str),
 }
 
 impl Follower<'_> {
-    async fn until(&mut self, what: &str, until: impl Fn(&ReceivedEvent) -> bool) -> anyhow::Result<ReceivedEvent> {
+    /// Waits for the device event (or, for an interface that answers nothing, the handled directive)
+    /// `namespace.name`.
+    async fn until(&mut self, namespace: &str, name: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + SCENARIO_TIMEOUT;
         loop {
-            self.show_cards();
             let events = self.sim.events();
             for event in &events[self.printed..] {
                 self.printed += 1;
                 (self.step)(&format!("  device → cloud: {}.{} {}", event.namespace, event.name, brief(event)));
-                if until(event) {
-                    self.show_cards();
-                    return Ok(event.clone());
+                if event.namespace == namespace && event.name == name {
+                    return Ok(());
                 }
             }
-            self.sim
-                .wait_for_events(|_| true, self.printed + 1, SCENARIO_TIMEOUT)
-                .await
-                .with_context(|| format!("waiting for {what}"))?;
+            tokio::select! {
+                arrived = self.sim.wait_for_events(|_| true, self.printed + 1, SCENARIO_TIMEOUT) => {
+                    arrived.with_context(|| format!("waiting for {namespace}.{name}"))?;
+                }
+                event = self.runtime.recv() => match event {
+                    Ok(event) => if self.show(event, namespace, name) {
+                        return Ok(());
+                    },
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => bail!("the runtime stopped"),
+                },
+                _ = tokio::time::sleep_until(deadline) => bail!("no {namespace}.{name} within {SCENARIO_TIMEOUT:?}"),
+            }
         }
     }
 
-    fn show_cards(&mut self) {
-        while let Ok(event) = self.cards.try_recv() {
-            match event {
-                RuntimeEvent::CardShown { text, .. } => {
-                    (self.step)("  screen shows:");
-                    text.lines().for_each(|line| (self.step)(&format!("    {line}")));
-                }
-                RuntimeEvent::CardCleared { token } => (self.step)(&format!("  screen cleared ({token})")),
-                _ => {}
+    /// Prints what the device did; true if it handled the directive `namespace.name`.
+    fn show(&self, event: RuntimeEvent, namespace: &str, name: &str) -> bool {
+        match event {
+            RuntimeEvent::CardShown { text, .. } => {
+                (self.step)("  screen shows:");
+                text.lines().for_each(|line| (self.step)(&format!("    {line}")));
             }
+            RuntimeEvent::CardCleared { token } => (self.step)(&format!("  screen cleared ({token})")),
+            RuntimeEvent::DirectiveHandled { namespace: ns, name: n, outcome, .. } => {
+                let outcome = match outcome {
+                    Ok(()) => "handled".to_string(),
+                    Err(e) => format!("FAILED: {e}"),
+                };
+                (self.step)(&format!("  cloud → device: {ns}.{n} {outcome}"));
+                return ns == namespace && n == name;
+            }
+            RuntimeEvent::DirectiveDropped { namespace: ns, name: n, reason, .. } => {
+                (self.step)(&format!("  cloud → device: {ns}.{n} dropped: {reason}"))
+            }
+            _ => {}
         }
+        false
     }
 }
 
@@ -115,7 +136,7 @@ pub async fn run(
         .iter()
         .filter_map(|c| c["interface"].as_str().map(str::to_string))
         .collect();
-    let mut follower = Follower { sim, cards: runtime.observer().subscribe(), printed: sim.events().len(), step };
+    let mut follower = Follower { sim, runtime: runtime.observer().subscribe(), printed: sim.events().len(), step };
     for scenario in scenarios {
         let needed = scenario.interfaces[0];
         if !declared.iter().any(|i| i == needed) {
@@ -126,7 +147,7 @@ pub async fn run(
         step(&format!("scenario {}: the user says \"{}\"", scenario.name, scenario.utterance));
         runtime.user_event("user.recognize", &json!({"profile": "CLOSE_TALK", "audio": {"file": utterance}}));
         let (namespace, name) = scenario.done_when;
-        follower.until(&format!("{namespace}.{name}"), |e| e.namespace == namespace && e.name == name).await?;
+        follower.until(namespace, name).await?;
         follow_up(scenario.name, runtime, &mut follower).await?;
         sim.set_scenario(None).map_err(anyhow::Error::msg)?;
     }
@@ -139,15 +160,15 @@ async fn follow_up(name: &str, runtime: &Runtime, follower: &mut Follower<'_>) -
         "set-timer" => {
             (follower.step)("  the timer rings; the user says \"stop\" (avs ctl stop)");
             runtime.user_event("user.stop", &json!({}));
-            follower.until("AlertStopped", |e| e.name == "AlertStopped").await?;
+            follower.until("Alerts", "AlertStopped").await?;
         }
         "play-music" => {
             (follower.step)("  the user presses NEXT (avs ctl press next)");
             runtime.user_event("user.button", &json!({"name": "NEXT"}));
-            follower.until("the next song", |e| e.name == "PlaybackStarted").await?;
+            follower.until("AudioPlayer", "PlaybackStarted").await?;
             (follower.step)("  the user presses PAUSE (avs ctl press pause)");
             runtime.user_event("user.button", &json!({"name": "PAUSE"}));
-            follower.until("the music to stop", |e| e.name == "PlaybackStopped").await?;
+            follower.until("AudioPlayer", "PlaybackStopped").await?;
         }
         _ => {}
     }

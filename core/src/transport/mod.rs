@@ -229,17 +229,31 @@ impl Transport {
         tracing::info!(connection = self.connections, "connected to {}", self.endpoint.authority);
 
         let mut last_activity = Instant::now();
+        // Events reach AVS in the order plugins sent them (PlaybackStarted before PlaybackNearlyFinished):
+        // concurrent streams would be processed in any order, so the next event waits until the one in
+        // flight is answered — as the AVS Device SDK does. An event streaming audio (Recognize) is
+        // answered only after the user stops speaking, so it goes beside the others, not in their way.
+        let mut in_flight: Option<String> = None;
         loop {
             let ping_due = last_activity + self.timing.ping_after_idle;
             tokio::select! {
                 _ = crate::tasks::raised(shutdown) => return Ended::Shutdown,
-                event = next_event(&mut self.retry, &mut self.events) => {
+                event = next_event(&mut self.retry, &mut self.events), if in_flight.is_none() => {
                     let Some(event) = event else { return Ended::Shutdown };
                     last_activity = Instant::now();
+                    if event.audio.is_none() {
+                        in_flight = Some(event.message_id.clone());
+                    }
                     self.spawn_event(&mut tasks, &send_request, &token, event);
                 }
                 Some(done) = tasks.join_next() => {
-                    let Ok(done) = done else { continue };
+                    // A task that panicked may have been the event in flight: better out of order than stuck.
+                    let Ok(done) = done else { in_flight = None; continue };
+                    if let ConnectionTask::Event(event, _) = &done {
+                        if in_flight.as_deref() == Some(event.message_id.as_str()) {
+                            in_flight = None;
+                        }
+                    }
                     if let Some(reason) = self.task_done(done).await {
                         return Ended::Lost(reason);
                     }

@@ -1,1 +1,138 @@
-//! AudioPlayer (to be written).
+//! AudioPlayer 1.4: long-form audio (music, podcasts, audiobooks) that AVS queues on the device and the
+//! device plays on the Content channel, reporting how playback goes. The state machine is [`player`];
+//! this file connects it to the host.
+
+mod audio_item;
+mod failure;
+mod player;
+#[cfg(test)]
+mod schema_check;
+
+use avs_plugin_sdk::{
+    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, Interface, LogLevel, Manifest,
+    Medium, PluginError,
+};
+use serde_json::Value;
+
+use audio_item::{ClearQueue, Play};
+use player::{MediaEvent, Player, PlayerHost, CHANNEL};
+
+const INTERFACE: &str = "AudioPlayer";
+
+impl PlayerHost for Host {
+    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
+        Host::send_event(self, name, payload).map(drop)
+    }
+    fn acquire_focus(&self) -> Result<(), PluginError> {
+        Host::acquire_focus(self, CHANNEL)
+    }
+    fn release_focus(&self) {
+        Host::release_focus(self, CHANNEL)
+    }
+    fn play(&self, url: &str, options: &Value) -> Result<u64, PluginError> {
+        Host::play(self, url, options)
+    }
+    fn stop_media(&self, media: u64) {
+        Host::stop_media(self, media)
+    }
+    fn log(&self, message: &str) {
+        Host::log(self, LogLevel::Info, message)
+    }
+}
+
+#[derive(Default)]
+pub struct AudioPlayer {
+    host: Option<Host>,
+    player: Player,
+}
+
+fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
+    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
+}
+
+impl Interface for AudioPlayer {
+    fn manifest() -> Manifest {
+        // Non-blocking on the AUDIO medium, as the SDK's AudioPlayer declares them: a Play after a Speak
+        // of the same dialog waits for the Speak, and is complete once queued.
+        let directive = |name: &str| DirectiveSpec { medium: Medium::Audio, ..DirectiveSpec::new(name) };
+        let directives = vec![directive("Play").on_channel(CHANNEL), directive("Stop"), directive("ClearQueue")];
+        // Every event must reach AVS: music services account playback by them, and AVS follows the
+        // player's state through them.
+        let events = [
+            "PlaybackStarted",
+            "PlaybackNearlyFinished",
+            "ProgressReportDelayElapsed",
+            "ProgressReportIntervalElapsed",
+            "PlaybackFinished",
+            "PlaybackStopped",
+            "PlaybackPaused",
+            "PlaybackResumed",
+            "PlaybackFailed",
+            "PlaybackQueueCleared",
+        ]
+        .into_iter()
+        .map(|e| EventSpec::new(e).must_deliver())
+        .collect();
+        Manifest {
+            interface: INTERFACE.into(),
+            version: "1.4".into(),
+            plugin: env!("CARGO_PKG_NAME").into(),
+            plugin_version: env!("CARGO_PKG_VERSION").into(),
+            directives,
+            events,
+            context: vec!["PlaybackState".into()],
+            configurations: None,
+        }
+    }
+
+    fn init(&mut self, host: Host) -> Result<(), PluginError> {
+        self.host = Some(host);
+        Ok(())
+    }
+
+    fn handle_directive(&mut self, directive: Directive<'_>) -> Result<Handling, PluginError> {
+        let host = initialised(&self.host)?;
+        match directive.name {
+            "Play" => self.player.play(host, directive.payload::<Play>()?)?,
+            "Stop" => self.player.stop(host)?,
+            "ClearQueue" => self.player.clear_queue(host, directive.payload::<ClearQueue>()?.clear_behavior)?,
+            other => return Err(PluginError::unsupported(format!("AudioPlayer 1.4 has no directive {other}"))),
+        }
+        Ok(Handling::Completed)
+    }
+
+    fn on_focus(&mut self, channel: &str, focus: FocusState) -> Result<(), PluginError> {
+        if channel != CHANNEL {
+            return Ok(());
+        }
+        self.player.on_focus(initialised(&self.host)?, focus)
+    }
+
+    fn on_host_event(&mut self, kind: &str, payload: &str) -> Result<(), PluginError> {
+        if kind != "media" {
+            return Ok(());
+        }
+        let event: MediaEvent =
+            serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("media: {e}")))?;
+        self.player.on_media(initialised(&self.host)?, event)
+    }
+
+    fn context(&self) -> Vec<Value> {
+        vec![context_entry(INTERFACE, "PlaybackState", self.player.context())]
+    }
+
+    fn export_state(&self) -> Value {
+        self.player.export()
+    }
+
+    fn import_state(&mut self, state: Value) -> Result<(), PluginError> {
+        self.player.import(initialised(&self.host)?, state)
+    }
+
+    fn shutdown(&mut self) -> Result<(), PluginError> {
+        if let Some(host) = &self.host {
+            self.player.shutdown(host);
+        }
+        Ok(())
+    }
+}
