@@ -3,6 +3,7 @@
 //! and the plugin is handed slices of the same bytes.
 
 use std::ops::Range;
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -24,6 +25,8 @@ pub struct DirectiveMessage {
     message_id: String,
     dialog_request_id: Option<String>,
     payload: Range<usize>,
+    /// When its part arrived (was parsed), for dispatch latency.
+    arrived: Instant,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +54,7 @@ struct Header {
 
 impl DirectiveMessage {
     pub fn parse(raw: Bytes) -> Result<Self, EnvelopeError> {
+        let arrived = Instant::now();
         let text = std::str::from_utf8(&raw).map_err(|_| EnvelopeError::NotUtf8)?;
         let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| EnvelopeError::Invalid(e.to_string()))?;
         let payload = envelope.directive.payload.get();
@@ -71,6 +75,7 @@ impl DirectiveMessage {
             dialog_request_id: header.dialog_request_id.filter(|d| !d.is_empty()),
             payload,
             raw,
+            arrived,
         })
     }
 
@@ -97,6 +102,10 @@ impl DirectiveMessage {
     }
 
     /// The whole directive as received (for `unparsedDirective` in ExceptionEncountered).
+    pub fn arrived(&self) -> Instant {
+        self.arrived
+    }
+
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }

@@ -4,11 +4,13 @@
 
 mod message;
 pub(crate) mod sequencer;
+pub mod stats;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 pub use message::{DirectiveMessage, EnvelopeError};
+pub use stats::{DispatchSnapshot, DispatchStats};
 use tokio::sync::mpsc;
 
 use crate::events::{exception_encountered, EventSender};

@@ -20,6 +20,7 @@ use services::{Hub, PluginServices, Timers};
 use slot::SlotCall;
 pub use slot::{CallTimeouts, FailureKind, PluginFailure, Slot};
 
+use crate::directives::DispatchStats;
 use crate::observe::{Observer, RuntimeEvent};
 use crate::template::DeviceTemplate;
 
@@ -48,7 +49,7 @@ pub struct PluginHost {
     /// Raised whenever the set of interfaces or versions changes: capabilities must be re-published.
     capabilities_changed: tokio::sync::Notify,
     /// Numbers directive executions across slots, in the order plugin threads ran them.
-    executed: Arc<std::sync::atomic::AtomicU64>,
+    dispatch: Arc<DispatchStats>,
     /// Where committed OTA versions are kept so that a restart loads them.
     store: Option<store::PluginStore>,
     /// Capability configurations the device template gives, per interface, in place of the manifests'.
@@ -78,7 +79,7 @@ impl PluginHost {
             probation: Default::default(),
             swapping: Default::default(),
             capabilities_changed: Default::default(),
-            executed: Default::default(),
+            dispatch: Default::default(),
             store: None,
             configurations: Default::default(),
             images: Default::default(),
@@ -209,7 +210,7 @@ impl PluginHost {
             .insert(path.to_path_buf(), format!("{interface} {}", loaded.manifest.version));
         accept(&interface).map_err(|reason| InstallError::Refused { path: shown.clone(), reason })?;
         let slot = Arc::new(
-            Slot::start(loaded, self.timeouts, self.executed.clone())
+            Slot::start(loaded, self.timeouts, self.dispatch.clone())
                 .map_err(|source| InstallError::Thread { path: shown.clone(), source })?,
         );
         let must_deliver: HashSet<String> =
@@ -280,6 +281,11 @@ impl PluginHost {
                 serde_json::json!({"path": shown, "provides": provides, "mappedKib": bytes / 1024})
             })
             .collect()
+    }
+
+    /// How many directives plugins executed, and how long each took from arrival to return.
+    pub fn dispatch_stats(&self) -> &DispatchStats {
+        &self.dispatch
     }
 
     pub fn slot(&self, interface: &str) -> Option<Arc<Slot>> {

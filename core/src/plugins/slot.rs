@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use super::loader::LoadedPlugin;
 use super::queue::{CallQueue, Popped};
-use crate::directives::DirectiveMessage;
+use crate::directives::{DirectiveMessage, DispatchStats};
 use crate::schema::InterfaceSchemas;
 
 /// How a plugin call failed.
@@ -232,11 +232,11 @@ pub struct Slot {
 
 impl Slot {
     /// Moves the plugin instance onto its own thread.
-    /// `executed` numbers directive executions across all slots (see [`Executed`]).
+    /// `dispatch` numbers directive executions across all slots (see [`Executed`]) and times them.
     pub(crate) fn start(
         plugin: LoadedPlugin,
         timeouts: CallTimeouts,
-        executed: Arc<std::sync::atomic::AtomicU64>,
+        dispatch: Arc<DispatchStats>,
     ) -> std::io::Result<Slot> {
         let LoadedPlugin { path, sha256, manifest, schemas, instance } = plugin;
         let interface: Arc<str> = manifest.interface.as_str().into();
@@ -245,7 +245,7 @@ impl Slot {
         let running = Arc::new(Mutex::new(None));
         let thread = std::thread::Builder::new().name(format!("plugin-{interface}")).spawn({
             let (sender, running) = (sender.clone(), running.clone());
-            move || run(instance, &sender, &running, timeouts.drain, executed)
+            move || run(instance, &sender, &running, timeouts.drain, &dispatch)
         })?;
         Ok(Slot {
             failures: Default::default(),
@@ -450,7 +450,7 @@ fn run(
     slot: &SlotSender,
     running: &Mutex<Option<Running>>,
     drain: Duration,
-    executed: Arc<std::sync::atomic::AtomicU64>,
+    dispatch: &DispatchStats,
 ) {
     let interface = &*slot.interface;
     let fail = |e: RString| PluginFailure::from_wire(interface, e);
@@ -501,13 +501,14 @@ fn run(
                     dialog_request_id: directive.dialog_request_id().unwrap_or("").into(),
                     payload: directive.payload().into(),
                 };
-                let sequence = executed.fetch_add(1, Ordering::Relaxed);
+                let sequence = dispatch.next_execution();
                 // Counted as pending before the call: a plugin may complete it before returning.
                 lock(&slot.pending).insert(directive.message_id().to_string());
                 let result = {
                     let _done = timed(Some(directive.message_id()));
                     plugin.handle_directive(raw).into_result().map_err(fail)
                 };
+                dispatch.record(directive.arrived());
                 if !matches!(result, Ok(Handling::Pending)) {
                     slot.settled(directive.message_id());
                 }
