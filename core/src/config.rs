@@ -52,7 +52,7 @@ impl Region {
 pub struct Config {
     pub region: Region,
     pub legacy_endpoint: bool,
-    /// AVS base URL override (avs-sim, or a gateway from System.SetEndpoint).
+    /// AVS base URL override (e.g. avs-sim). System.SetEndpoint is logged, not applied: see the README.
     pub endpoint: Option<String>,
     /// Login with Amazon base URL override.
     pub lwa_url: Option<String>,
