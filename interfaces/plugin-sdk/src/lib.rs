@@ -108,6 +108,21 @@ pub struct Host {
     services: HostServicesArc,
 }
 
+/// The host as a plugin keeps it: absent until `init` hands it over.
+#[derive(Clone, Default)]
+pub struct HostCell(Option<Host>);
+
+impl HostCell {
+    pub fn set(&mut self, host: Host) {
+        self.0 = Some(host);
+    }
+
+    /// The host, or the error a call before `init` deserves.
+    pub fn get(&self) -> Result<&Host, PluginError> {
+        self.0.as_ref().ok_or_else(|| PluginError::internal("called before init"))
+    }
+}
+
 /// Options of [`Host::send_event_with`].
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

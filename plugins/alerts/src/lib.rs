@@ -8,8 +8,8 @@ mod scheduler;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, Interface, LogLevel, Manifest,
-    PluginError,
+    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, HostCell, Interface, LogLevel,
+    Manifest, PluginError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -78,7 +78,7 @@ struct Configuration {
 
 #[derive(Default)]
 pub struct Alerts {
-    host: Option<Host>,
+    host: HostCell,
     scheduler: Scheduler,
     /// The stored alerts are taken back with the first `device.info`, which comes after `init` on a
     /// start and after the state hand-over on an OTA swap — so that a new version never sounds an alert
@@ -88,15 +88,11 @@ pub struct Alerts {
 
 impl Alerts {
     fn take_over(&mut self, handed_over: &Value) -> Result<(), PluginError> {
-        let host = initialised(&self.host)?;
+        let host = self.host.get()?;
         self.restored = true;
         let persisted = host.load::<Persisted>(STATE_KEY).unwrap_or(Persisted { alerts: Vec::new(), volume: 50 });
         self.scheduler.take_over(host, persisted, handed_over, clock::now_ms())
     }
-}
-
-fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
-    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
 }
 
 impl Interface for Alerts {
@@ -129,12 +125,12 @@ impl Interface for Alerts {
     }
 
     fn init(&mut self, host: Host) -> Result<(), PluginError> {
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 
     fn handle_directive(&mut self, directive: Directive<'_>) -> Result<Handling, PluginError> {
-        let host = initialised(&self.host)?;
+        let host = self.host.get()?;
         let now = clock::now_ms();
         let s = &mut self.scheduler;
         match directive.name {
@@ -152,15 +148,15 @@ impl Interface for Alerts {
         if channel != CHANNEL {
             return Ok(());
         }
-        self.scheduler.on_focus(initialised(&self.host)?, focus, clock::now_ms())
+        self.scheduler.on_focus(self.host.get()?, focus, clock::now_ms())
     }
 
     fn on_timer(&mut self, timer: u64) -> Result<(), PluginError> {
-        self.scheduler.on_timer(initialised(&self.host)?, timer, clock::now_ms())
+        self.scheduler.on_timer(self.host.get()?, timer, clock::now_ms())
     }
 
     fn on_host_event(&mut self, kind: &str, payload: &str) -> Result<(), PluginError> {
-        let host = initialised(&self.host)?;
+        let host = self.host.get()?;
         let parse = |what: &str| PluginError::invalid(format!("{kind}: {what}"));
         match kind {
             "device.info" if !self.restored => self.take_over(&Value::Null),
@@ -191,7 +187,7 @@ impl Interface for Alerts {
     }
 
     fn shutdown(&mut self) -> Result<(), PluginError> {
-        if let Some(host) = &self.host {
+        if let Ok(host) = self.host.get() {
             self.scheduler.stop(host);
         }
         Ok(())

@@ -9,8 +9,8 @@ mod player;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, Interface, LogLevel, Manifest,
-    Medium, PluginError,
+    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, HostCell, Interface, LogLevel,
+    Manifest, Medium, PluginError,
 };
 use serde_json::Value;
 
@@ -42,12 +42,8 @@ impl PlayerHost for Host {
 
 #[derive(Default)]
 pub struct AudioPlayer {
-    host: Option<Host>,
+    host: HostCell,
     player: Player,
-}
-
-fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
-    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
 }
 
 impl Interface for AudioPlayer {
@@ -86,12 +82,12 @@ impl Interface for AudioPlayer {
     }
 
     fn init(&mut self, host: Host) -> Result<(), PluginError> {
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 
     fn handle_directive(&mut self, directive: Directive<'_>) -> Result<Handling, PluginError> {
-        let host = initialised(&self.host)?;
+        let host = self.host.get()?;
         match directive.name {
             "Play" => self.player.play(host, directive.payload::<Play>()?)?,
             "Stop" => self.player.stop(host)?,
@@ -105,7 +101,7 @@ impl Interface for AudioPlayer {
         if channel != CHANNEL {
             return Ok(());
         }
-        self.player.on_focus(initialised(&self.host)?, focus)
+        self.player.on_focus(self.host.get()?, focus)
     }
 
     fn on_host_event(&mut self, kind: &str, payload: &str) -> Result<(), PluginError> {
@@ -114,7 +110,7 @@ impl Interface for AudioPlayer {
         }
         let event: MediaEvent =
             serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("media: {e}")))?;
-        self.player.on_media(initialised(&self.host)?, event)
+        self.player.on_media(self.host.get()?, event)
     }
 
     fn context(&self) -> Vec<Value> {
@@ -126,11 +122,11 @@ impl Interface for AudioPlayer {
     }
 
     fn import_state(&mut self, state: Value) -> Result<(), PluginError> {
-        self.player.import(initialised(&self.host)?, state)
+        self.player.import(self.host.get()?, state)
     }
 
     fn shutdown(&mut self) -> Result<(), PluginError> {
-        if let Some(host) = &self.host {
+        if let Ok(host) = self.host.get() {
             self.player.shutdown(host);
         }
         Ok(())

@@ -12,8 +12,8 @@ mod radio;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventOptions, EventSpec, FocusState, Handling, Host, Interface, LogLevel,
-    Manifest, PluginError,
+    context_entry, Directive, DirectiveSpec, EventOptions, EventSpec, FocusState, Handling, Host, HostCell, Interface,
+    LogLevel, Manifest, PluginError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -111,7 +111,7 @@ struct ConnectByProfile {
 
 #[derive(Default)]
 pub struct Bluetooth {
-    host: Option<Host>,
+    host: HostCell,
     ids: DeviceIds,
     /// The radio as last reported.
     radio: AdapterState,
@@ -121,10 +121,6 @@ pub struct Bluetooth {
     /// Requests of the plugin's own (focus handling, leaving discoverable mode) whose outcome AVS does
     /// not hear about.
     quiet: Vec<Request>,
-}
-
-fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
-    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
 }
 
 /// The MediaControl event family of a media command.
@@ -146,17 +142,13 @@ fn outcome(ok: bool) -> &'static str {
 }
 
 impl Bluetooth {
-    fn host(&self) -> Result<&Host, PluginError> {
-        initialised(&self.host)
-    }
-
     fn send(&self, name: &str, payload: Value) {
         // Context with the events the SDK sends with it (executeQueueEventAndRequestContext).
         let context = matches!(
             name,
             "StreamingStarted" | "StreamingEnded" | "SetDeviceCategoriesSucceeded" | "SetDeviceCategoriesFailed"
         );
-        let Ok(host) = self.host() else { return };
+        let Ok(host) = self.host.get() else { return };
         let options = EventOptions { context, ..EventOptions::default() };
         if let Err(e) = host.send_event_with(name, &payload, &options) {
             host.log(LogLevel::Warn, &format!("{name} not sent: {e}"));
@@ -164,7 +156,7 @@ impl Bluetooth {
     }
 
     fn store_ids(&self) {
-        if let Ok(host) = self.host() {
+        if let Ok(host) = self.host.get() {
             if let Err(e) = host.store(STORE_KEY, &self.ids) {
                 host.log(LogLevel::Warn, &format!("uniqueDeviceIds not stored: {e}"));
             }
@@ -202,7 +194,7 @@ impl Bluetooth {
 
     /// Asks the radio; a request the host refuses is handled as a failed outcome.
     fn ask(&mut self, request: Request) {
-        let answer = self.host().and_then(|host| host.request(SERVICE, &request.to_json()));
+        let answer = self.host.get().and_then(|host| host.request(SERVICE, &request.to_json()));
         if let Err(e) = answer {
             let state = self.radio.clone();
             self.on_result(request, false, Some(e.to_string()), None, &state);
@@ -282,12 +274,12 @@ impl Bluetooth {
     ) {
         if let Some(at) = self.quiet.iter().position(|q| *q == request) {
             self.quiet.remove(at);
-            if let (false, Some(e), Ok(host)) = (ok, &error, self.host()) {
+            if let (false, Some(e), Ok(host)) = (ok, &error, self.host.get()) {
                 host.log(LogLevel::Warn, &format!("bluetooth {request:?} failed: {e}"));
             }
             return;
         }
-        if let (false, Some(e), Ok(host)) = (ok, &error, self.host()) {
+        if let (false, Some(e), Ok(host)) = (ok, &error, self.host.get()) {
             host.log(LogLevel::Info, &format!("bluetooth {request:?} failed: {e}"));
         }
         let device = |mac: &str| state.device(mac).cloned();
@@ -352,14 +344,14 @@ impl Bluetooth {
         for action in actions {
             match action {
                 Action::Acquire => {
-                    if let Err(e) = self.host().and_then(|h| h.acquire_focus(CHANNEL)) {
-                        if let Ok(host) = self.host() {
+                    if let Err(e) = self.host.get().and_then(|h| h.acquire_focus(CHANNEL)) {
+                        if let Ok(host) = self.host.get() {
                             host.log(LogLevel::Warn, &format!("Content channel not acquired: {e}"));
                         }
                     }
                 }
                 Action::Release => {
-                    if let Ok(host) = self.host() {
+                    if let Ok(host) = self.host.get() {
                         host.release_focus(CHANNEL);
                     }
                 }
@@ -401,18 +393,18 @@ impl Interface for Bluetooth {
             self.ids = ids;
         }
         let state = host.request(SERVICE, &Request::State.to_json());
-        self.host = Some(host);
+        self.host.set(host);
         match state.and_then(|s| {
             serde_json::from_value::<AdapterState>(s).map_err(|e| PluginError::internal(format!("adapter state: {e}")))
         }) {
             Ok(state) => self.absorb(&state),
-            Err(e) => self.host()?.log(LogLevel::Warn, &format!("no Bluetooth radio: {e}")),
+            Err(e) => self.host.get()?.log(LogLevel::Warn, &format!("no Bluetooth radio: {e}")),
         }
         Ok(())
     }
 
     fn handle_directive(&mut self, directive: Directive<'_>) -> Result<Handling, PluginError> {
-        self.host()?;
+        self.host.get()?;
         match directive.name {
             "ScanDevices" => self.ask(Request::Scan { on: true }),
             "EnterDiscoverableMode" => self.ask(Request::Discoverable { on: true }),

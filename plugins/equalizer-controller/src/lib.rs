@@ -7,7 +7,8 @@ mod equalizer;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, LogLevel, Manifest, PluginError,
+    context_entry, Directive, DirectiveSpec, EventSpec, Handling, Host, HostCell, Interface, LogLevel, Manifest,
+    PluginError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -81,19 +82,15 @@ fn parse<'a, T: Deserialize<'a>>(kind: &str, payload: &'a str) -> Result<T, Plug
     serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("{kind}: {e}")))
 }
 
-fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
-    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
-}
-
 #[derive(Default)]
 pub struct EqualizerController {
-    host: Option<Host>,
+    host: HostCell,
     equalizer: Equalizer,
 }
 
 impl EqualizerController {
     fn apply(&mut self, changes: &[Change]) -> Result<(), PluginError> {
-        self.equalizer.apply(initialised(&self.host)?, changes)
+        self.equalizer.apply(self.host.get()?, changes)
     }
 
     fn directive_change(directive: &Directive<'_>) -> Result<Change, PluginError> {
@@ -138,7 +135,7 @@ impl EqualizerController {
 
     fn on_configuration(&mut self, payload: &str) -> Result<(), PluginError> {
         let configuration = Configuration::from_json(parse("capability.configuration", payload)?)?;
-        self.equalizer.reconfigure(initialised(&self.host)?, configuration)
+        self.equalizer.reconfigure(self.host.get()?, configuration)
     }
 }
 
@@ -181,7 +178,7 @@ impl Interface for EqualizerController {
             None => EqualizerState::default(),
         };
         self.equalizer = Equalizer::new(configuration, state);
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 

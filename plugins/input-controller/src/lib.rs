@@ -6,7 +6,7 @@ mod inputs;
 #[cfg(test)]
 mod schema_check;
 
-use avs_plugin_sdk::{Directive, DirectiveSpec, Handling, Host, Interface, LogLevel, Manifest, PluginError};
+use avs_plugin_sdk::{Directive, DirectiveSpec, Handling, Host, HostCell, Interface, LogLevel, Manifest, PluginError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -19,13 +19,9 @@ struct SelectInput {
     input: String,
 }
 
-fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
-    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
-}
-
 #[derive(Default)]
 pub struct InputController {
-    host: Option<Host>,
+    host: HostCell,
     inputs: Inputs,
 }
 
@@ -57,7 +53,7 @@ impl Interface for InputController {
         };
         let selected = host.load::<Option<String>>(SELECTED_KEY).flatten();
         self.inputs = Inputs::new(configuration, selected);
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 
@@ -69,7 +65,7 @@ impl Interface for InputController {
             )));
         }
         let input = directive.payload::<SelectInput>()?.input;
-        let host = initialised(&self.host)?;
+        let host = self.host.get()?;
         self.inputs.select(host, &input)?;
         host.log(LogLevel::Info, &format!("input {input} selected"));
         Ok(Handling::Completed)
@@ -82,7 +78,7 @@ impl Interface for InputController {
         let value: Value = serde_json::from_str(payload)
             .map_err(|e| PluginError::invalid(format!("capability.configuration: {e}")))?;
         let configuration = Configuration::from_json(value)?;
-        self.inputs.reconfigure(initialised(&self.host)?, configuration)
+        self.inputs.reconfigure(self.host.get()?, configuration)
     }
 
     /// The configuration travels with the selection: the next version must not drop a selection its

@@ -8,7 +8,7 @@ mod indicator;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, FocusState, Handling, Host, Interface, Manifest, PluginError,
+    context_entry, Directive, DirectiveSpec, FocusState, Handling, Host, HostCell, Interface, Manifest, PluginError,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -36,13 +36,9 @@ struct MediaEvent {
 
 #[derive(Default)]
 pub struct Notifications {
-    host: Option<Host>,
+    host: HostCell,
     indicator: Indicator,
     chime: Chime,
-}
-
-fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
-    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
 }
 
 impl Notifications {
@@ -53,7 +49,7 @@ impl Notifications {
             (true, None) => return Err(PluginError::invalid("SetIndicator plays audio but names no asset")),
             (false, _) => None,
         };
-        let host = initialised(&self.host)?;
+        let host = self.host.get()?;
         self.indicator.set(host, payload.persist_visual_indicator)?;
         match audio {
             Some(asset) => self.chime.enqueue(host, asset),
@@ -86,7 +82,7 @@ impl Interface for Notifications {
             self.indicator = Indicator::new(state);
         }
         self.indicator.restore(&host);
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 
@@ -94,7 +90,7 @@ impl Interface for Notifications {
         match directive.name {
             "SetIndicator" => self.set_indicator(directive.payload()?)?,
             "ClearIndicator" => {
-                let host = initialised(&self.host)?;
+                let host = self.host.get()?;
                 self.indicator.clear(host)?;
                 self.chime.clear(host);
             }
@@ -105,7 +101,7 @@ impl Interface for Notifications {
 
     fn on_focus(&mut self, channel: &str, focus: FocusState) -> Result<(), PluginError> {
         if channel == CHANNEL {
-            self.chime.on_focus(initialised(&self.host)?, focus);
+            self.chime.on_focus(self.host.get()?, focus);
         }
         Ok(())
     }
@@ -116,7 +112,7 @@ impl Interface for Notifications {
         }
         let event: MediaEvent =
             serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("media event: {e}")))?;
-        self.chime.on_media(initialised(&self.host)?, event.id, &event.state, event.error.as_deref());
+        self.chime.on_media(self.host.get()?, event.id, &event.state, event.error.as_deref());
         Ok(())
     }
 
@@ -136,7 +132,7 @@ impl Interface for Notifications {
     }
 
     fn shutdown(&mut self) -> Result<(), PluginError> {
-        if let Some(host) = &self.host {
+        if let Ok(host) = self.host.get() {
             self.chime.clear(host);
         }
         Ok(())

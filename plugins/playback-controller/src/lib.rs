@@ -5,7 +5,7 @@ mod command;
 #[cfg(test)]
 mod schema_check;
 
-use avs_plugin_sdk::{Directive, EventSpec, Handling, Host, Interface, Manifest, PluginError};
+use avs_plugin_sdk::{Directive, EventSpec, Handling, Host, HostCell, Interface, Manifest, PluginError};
 use serde::Deserialize;
 
 use command::{Action, Button, Command, Toggle};
@@ -27,7 +27,7 @@ fn parse<'a, T: Deserialize<'a>>(kind: &str, payload: &'a str) -> Result<T, Plug
 
 #[derive(Default)]
 pub struct PlaybackController {
-    host: Option<Host>,
+    host: HostCell,
 }
 
 impl Interface for PlaybackController {
@@ -57,7 +57,7 @@ impl Interface for PlaybackController {
     }
 
     fn init(&mut self, host: Host) -> Result<(), PluginError> {
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 
@@ -74,7 +74,7 @@ impl Interface for PlaybackController {
             }
             _ => return Ok(()),
         };
-        command.send(self.host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))?)
+        command.send(self.host.get()?)
     }
 }
 

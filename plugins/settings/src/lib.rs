@@ -6,7 +6,7 @@ mod locale;
 #[cfg(test)]
 mod schema_check;
 
-use avs_plugin_sdk::{Directive, EventSpec, Handling, Host, Interface, Manifest, PluginError};
+use avs_plugin_sdk::{Directive, EventSpec, Handling, Host, HostCell, Interface, Manifest, PluginError};
 use serde::Deserialize;
 
 use locale::{LocaleReporter, REPORTED_KEY};
@@ -19,7 +19,7 @@ struct DeviceInfo {
 
 #[derive(Default)]
 pub struct Settings {
-    host: Option<Host>,
+    host: HostCell,
     reporter: LocaleReporter,
 }
 
@@ -41,7 +41,7 @@ impl Interface for Settings {
 
     fn init(&mut self, host: Host) -> Result<(), PluginError> {
         self.reporter = LocaleReporter::new(host.load::<String>(REPORTED_KEY));
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 
@@ -55,7 +55,7 @@ impl Interface for Settings {
         }
         let info: DeviceInfo =
             serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("device.info: {e}")))?;
-        let host = self.host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))?;
+        let host = self.host.get()?;
         self.reporter.report(host, &info.locale)
     }
 }

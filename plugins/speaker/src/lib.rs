@@ -6,7 +6,7 @@ mod schema_check;
 mod volume;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, Manifest, PluginError,
+    context_entry, Directive, DirectiveSpec, EventSpec, Handling, Host, HostCell, Interface, Manifest, PluginError,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -34,13 +34,13 @@ struct LocalChange {
 
 #[derive(Default)]
 pub struct Speaker {
-    host: Option<Host>,
+    host: HostCell,
     speaker: volume::Speaker,
 }
 
 impl Speaker {
     fn apply(&mut self, change: Change) -> Result<(), PluginError> {
-        let host = self.host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))?;
+        let host = self.host.get()?;
         self.speaker.apply(host, change)
     }
 }
@@ -65,7 +65,7 @@ impl Interface for Speaker {
         if let Some(state) = host.load::<VolumeState>(STATE_KEY) {
             self.speaker = volume::Speaker::new(state);
         }
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 

@@ -7,7 +7,8 @@ mod schema_check;
 mod settings;
 
 use avs_plugin_sdk::{
-    export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, LogLevel, Manifest, PluginError,
+    export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, HostCell, Interface, LogLevel, Manifest,
+    PluginError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -47,18 +48,14 @@ struct MediaEvent {
 }
 
 pub struct SpeechRecognizer {
-    host: Option<Host>,
+    host: HostCell,
     recognizer: Recognizer,
 }
 
 impl Default for SpeechRecognizer {
     fn default() -> Self {
-        SpeechRecognizer { host: None, recognizer: Recognizer::new(Settings::default()) }
+        SpeechRecognizer { host: HostCell::default(), recognizer: Recognizer::new(Settings::default()) }
     }
-}
-
-fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
-    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
 }
 
 fn parse<'a, T: Deserialize<'a>>(what: &str, payload: &'a str) -> Result<T, PluginError> {
@@ -118,12 +115,12 @@ impl Interface for SpeechRecognizer {
         if let Some(settings) = host.load::<Settings>(SETTINGS_KEY) {
             self.recognizer.set_settings(settings);
         }
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 
     fn handle_directive(&mut self, directive: Directive<'_>) -> Result<Handling, PluginError> {
-        let host = initialised(&self.host)?;
+        let host = self.host.get()?;
         let r = &mut self.recognizer;
         match directive.name {
             "StopCapture" => r.stop_capture(host),
@@ -151,14 +148,14 @@ impl Interface for SpeechRecognizer {
     }
 
     fn on_timer(&mut self, timer: u64) -> Result<(), PluginError> {
-        self.recognizer.on_timer(initialised(&self.host)?, timer)
+        self.recognizer.on_timer(self.host.get()?, timer)
     }
 
     fn on_host_event(&mut self, kind: &str, payload: &str) -> Result<(), PluginError> {
         match kind {
             "user.recognize" => {
                 let request: UserRecognize = parse("user.recognize", payload)?;
-                self.recognizer.recognize(initialised(&self.host)?, request)
+                self.recognizer.recognize(self.host.get()?, request)
             }
             "media" => {
                 let event: MediaEvent = parse("media", payload)?;

@@ -12,8 +12,8 @@ mod synthesizer;
 use std::time::Instant;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, Interface, Manifest, Medium,
-    PluginError,
+    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, HostCell, Interface, Manifest,
+    Medium, PluginError,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -45,18 +45,14 @@ struct MediaEvent {
 
 /// SpeechSynthesizer 1.`MINOR`; the plugin libraries export `SpeechSynthesizer<0>` and `SpeechSynthesizer<3>`.
 pub struct SpeechSynthesizer<const MINOR: u8> {
-    host: Option<Host>,
+    host: HostCell,
     synthesizer: Synthesizer,
 }
 
 impl<const MINOR: u8> Default for SpeechSynthesizer<MINOR> {
     fn default() -> Self {
-        SpeechSynthesizer { host: None, synthesizer: Synthesizer::new(MINOR) }
+        SpeechSynthesizer { host: HostCell::default(), synthesizer: Synthesizer::new(MINOR) }
     }
-}
-
-fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
-    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
 }
 
 impl<const MINOR: u8> Interface for SpeechSynthesizer<MINOR> {
@@ -79,7 +75,7 @@ impl<const MINOR: u8> Interface for SpeechSynthesizer<MINOR> {
     }
 
     fn init(&mut self, host: Host) -> Result<(), PluginError> {
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 
@@ -92,19 +88,19 @@ impl<const MINOR: u8> Interface for SpeechSynthesizer<MINOR> {
         // Before 1.3 there is no playBehavior; a field the version does not define is ignored.
         let play_behavior = if MINOR >= 3 { speak.play_behavior } else { PlayBehavior::default() };
         let speech = Speech { message_id: directive.message_id.into(), token: speak.token, url: speak.url };
-        self.synthesizer.speak(initialised(&self.host)?, speech, play_behavior, Instant::now())?;
+        self.synthesizer.speak(self.host.get()?, speech, play_behavior, Instant::now())?;
         Ok(Handling::Pending)
     }
 
     fn cancel(&mut self, message_id: &str) -> Result<(), PluginError> {
-        self.synthesizer.cancel(initialised(&self.host)?, message_id, Instant::now())
+        self.synthesizer.cancel(self.host.get()?, message_id, Instant::now())
     }
 
     fn on_focus(&mut self, channel: &str, focus: FocusState) -> Result<(), PluginError> {
         if channel != CHANNEL {
             return Ok(());
         }
-        self.synthesizer.on_focus(initialised(&self.host)?, focus, Instant::now())
+        self.synthesizer.on_focus(self.host.get()?, focus, Instant::now())
     }
 
     fn on_host_event(&mut self, kind: &str, payload: &str) -> Result<(), PluginError> {
@@ -113,7 +109,7 @@ impl<const MINOR: u8> Interface for SpeechSynthesizer<MINOR> {
         }
         let event: MediaEvent =
             serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("media event: {e}")))?;
-        let host = initialised(&self.host)?;
+        let host = self.host.get()?;
         let now = Instant::now();
         self.synthesizer.on_media(host, event.id, &event.state, event.offset_in_milliseconds, event.error, now)
     }
@@ -123,7 +119,7 @@ impl<const MINOR: u8> Interface for SpeechSynthesizer<MINOR> {
     }
 
     fn shutdown(&mut self) -> Result<(), PluginError> {
-        if let Some(host) = &self.host {
+        if let Ok(host) = self.host.get() {
             self.synthesizer.stop(host);
         }
         Ok(())

@@ -9,7 +9,7 @@ mod schema_check;
 
 use std::time::Instant;
 
-use avs_plugin_sdk::{Directive, DirectiveSpec, EventSpec, Handling, Host, Interface, Manifest, PluginError};
+use avs_plugin_sdk::{Directive, DirectiveSpec, EventSpec, Handling, Host, HostCell, Interface, Manifest, PluginError};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -17,13 +17,13 @@ use agent::SystemAgent;
 
 /// System 1.`MINOR`; the plugin libraries export `System<0>` and `System<1>`.
 pub struct System<const MINOR: u8> {
-    host: Option<Host>,
+    host: HostCell,
     agent: SystemAgent,
 }
 
 impl<const MINOR: u8> Default for System<MINOR> {
     fn default() -> Self {
-        System { host: None, agent: SystemAgent::new(MINOR, Instant::now()) }
+        System { host: HostCell::default(), agent: SystemAgent::new(MINOR, Instant::now()) }
     }
 }
 
@@ -32,10 +32,6 @@ impl<const MINOR: u8> Default for System<MINOR> {
 #[serde(rename_all = "camelCase")]
 struct DeviceInfo {
     firmware_version: String,
-}
-
-fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
-    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
 }
 
 impl<const MINOR: u8> Interface for System<MINOR> {
@@ -64,17 +60,17 @@ impl<const MINOR: u8> Interface for System<MINOR> {
 
     fn init(&mut self, host: Host) -> Result<(), PluginError> {
         self.agent.start(&host);
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 
     fn handle_directive(&mut self, directive: Directive<'_>) -> Result<Handling, PluginError> {
-        self.agent.handle_directive(initialised(&self.host)?, directive.name, Instant::now())?;
+        self.agent.handle_directive(self.host.get()?, directive.name, Instant::now())?;
         Ok(Handling::Completed)
     }
 
     fn on_timer(&mut self, timer: u64) -> Result<(), PluginError> {
-        self.agent.on_timer(initialised(&self.host)?, timer, Instant::now())
+        self.agent.on_timer(self.host.get()?, timer, Instant::now())
     }
 
     fn on_host_event(&mut self, kind: &str, payload: &str) -> Result<(), PluginError> {
@@ -99,7 +95,7 @@ impl<const MINOR: u8> Interface for System<MINOR> {
     }
 
     fn shutdown(&mut self) -> Result<(), PluginError> {
-        if let Some(host) = &self.host {
+        if let Ok(host) = self.host.get() {
             self.agent.stop(host);
         }
         Ok(())

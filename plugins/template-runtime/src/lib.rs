@@ -10,7 +10,9 @@ mod screen;
 mod template;
 mod text;
 
-use avs_plugin_sdk::{Directive, DirectiveSpec, FocusState, Handling, Host, Interface, Manifest, Medium, PluginError};
+use avs_plugin_sdk::{
+    Directive, DirectiveSpec, FocusState, Handling, Host, HostCell, Interface, Manifest, Medium, PluginError,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -50,12 +52,8 @@ struct FocusChanged {
 
 #[derive(Default)]
 pub struct TemplateRuntime {
-    host: Option<Host>,
+    host: HostCell,
     screen: Screen,
-}
-
-fn initialised(host: &Option<Host>) -> Result<&Host, PluginError> {
-    host.as_ref().ok_or_else(|| PluginError::internal("not initialised"))
 }
 
 /// The card JSON for a GUI: which directive, and its payload as AVS sent it.
@@ -69,14 +67,14 @@ impl TemplateRuntime {
     fn render_template(&mut self, payload: &str) -> Result<(), PluginError> {
         let rendered = template::render(payload)?;
         let card = Card { token: rendered.token, text: rendered.text, card: gui_card("RenderTemplate", payload)? };
-        self.screen.show_template(initialised(&self.host)?, card)
+        self.screen.show_template(self.host.get()?, card)
     }
 
     fn render_player_info(&mut self, payload: &str) -> Result<(), PluginError> {
         let rendered = player_info::render(payload)?;
         let card =
             Card { token: rendered.audio_item_id, text: rendered.text, card: gui_card("RenderPlayerInfo", payload)? };
-        self.screen.show_player_info(initialised(&self.host)?, card)
+        self.screen.show_player_info(self.host.get()?, card)
     }
 }
 
@@ -99,7 +97,7 @@ impl Interface for TemplateRuntime {
     }
 
     fn init(&mut self, host: Host) -> Result<(), PluginError> {
-        self.host = Some(host);
+        self.host.set(host);
         Ok(())
     }
 
@@ -116,11 +114,11 @@ impl Interface for TemplateRuntime {
         if channel != CHANNEL {
             return Ok(());
         }
-        self.screen.on_visual_focus(initialised(&self.host)?, focus)
+        self.screen.on_visual_focus(self.host.get()?, focus)
     }
 
     fn on_timer(&mut self, timer: u64) -> Result<(), PluginError> {
-        self.screen.on_timer(initialised(&self.host)?, timer)
+        self.screen.on_timer(self.host.get()?, timer)
     }
 
     fn on_host_event(&mut self, kind: &str, payload: &str) -> Result<(), PluginError> {
@@ -130,13 +128,13 @@ impl Interface for TemplateRuntime {
         let change: FocusChanged =
             serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("focus.changed: {e}")))?;
         let busy = change.focus != "NONE";
-        self.screen.on_channel_activity(initialised(&self.host)?, &change.channel, busy)
+        self.screen.on_channel_activity(self.host.get()?, &change.channel, busy)
     }
 
     fn shutdown(&mut self) -> Result<(), PluginError> {
-        match &self.host {
-            Some(host) => self.screen.clear(host),
-            None => Ok(()),
+        match self.host.get() {
+            Ok(host) => self.screen.clear(host),
+            Err(_) => Ok(()),
         }
     }
 }
