@@ -108,6 +108,29 @@ pub struct Host {
     services: HostServicesArc,
 }
 
+/// A `media` host event: the progress of something [`Host::play`] started (`state` is `buffered`,
+/// `started`, `progress`, `finished`, `stopped` or `failed`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaEvent {
+    pub id: u64,
+    pub state: String,
+    /// The playback offset it happened at.
+    #[serde(default)]
+    pub offset_in_milliseconds: Option<u64>,
+    /// Which progress mark (`delay` or `interval`) a `progress` event is.
+    #[serde(default)]
+    pub mark: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl MediaEvent {
+    pub fn parse(payload: &str) -> Result<Self, PluginError> {
+        serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("media event: {e}")))
+    }
+}
+
 /// The host as a plugin keeps it: absent until `init` hands it over.
 #[derive(Clone, Default)]
 pub struct HostCell(Option<Host>);

@@ -9,7 +9,7 @@ mod schema_check;
 
 use avs_plugin_sdk::{
     context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, HostCell, Interface, LogLevel,
-    Manifest, PluginError,
+    Manifest, MediaEvent, PluginError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -62,12 +62,6 @@ struct Tokens {
 #[derive(Deserialize)]
 struct Volume {
     volume: i64,
-}
-
-#[derive(Deserialize)]
-struct MediaEvent {
-    id: u64,
-    state: String,
 }
 
 #[derive(Deserialize)]
@@ -161,7 +155,7 @@ impl Interface for Alerts {
         match kind {
             "device.info" if !self.restored => self.take_over(&Value::Null),
             "media" => {
-                let event: MediaEvent = serde_json::from_str(payload).map_err(|e| parse(&e.to_string()))?;
+                let event = MediaEvent::parse(payload)?;
                 self.scheduler.on_media(host, event.id, &event.state, clock::now_ms())
             }
             "user.stop" => self.scheduler.stop_by_user(host, clock::now_ms()),

@@ -10,12 +10,12 @@ mod schema_check;
 
 use avs_plugin_sdk::{
     context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, HostCell, Interface, LogLevel,
-    Manifest, Medium, PluginError,
+    Manifest, MediaEvent, Medium, PluginError,
 };
 use serde_json::Value;
 
 use audio_item::{ClearQueue, Play};
-use player::{MediaEvent, Player, PlayerHost, CHANNEL};
+use player::{Player, PlayerHost, CHANNEL};
 
 const INTERFACE: &str = "AudioPlayer";
 
@@ -108,9 +108,7 @@ impl Interface for AudioPlayer {
         if kind != "media" {
             return Ok(());
         }
-        let event: MediaEvent =
-            serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("media: {e}")))?;
-        self.player.on_media(self.host.get()?, event)
+        self.player.on_media(self.host.get()?, MediaEvent::parse(payload)?)
     }
 
     fn context(&self) -> Vec<Value> {

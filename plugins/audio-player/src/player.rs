@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use avs_plugin_sdk::{FocusState, PluginError};
+use avs_plugin_sdk::{FocusState, MediaEvent, PluginError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -42,20 +42,6 @@ pub enum Activity {
     Paused,
     Finished,
     Stopped,
-}
-
-/// A `media` host event.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MediaEvent {
-    pub id: u64,
-    pub state: String,
-    #[serde(default)]
-    pub offset_in_milliseconds: Option<u64>,
-    #[serde(default)]
-    pub mark: Option<String>,
-    #[serde(default)]
-    pub error: Option<String>,
 }
 
 /// The item being played (or about to be, or paused).

@@ -8,7 +8,8 @@ mod indicator;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, FocusState, Handling, Host, HostCell, Interface, Manifest, PluginError,
+    context_entry, Directive, DirectiveSpec, FocusState, Handling, Host, HostCell, Interface, Manifest, MediaEvent,
+    PluginError,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,14 +25,6 @@ struct SetIndicator {
     persist_visual_indicator: bool,
     play_audio_indicator: bool,
     asset: Option<Asset>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MediaEvent {
-    id: u64,
-    state: String,
-    error: Option<String>,
 }
 
 #[derive(Default)]
@@ -110,8 +103,7 @@ impl Interface for Notifications {
         if kind != "media" {
             return Ok(());
         }
-        let event: MediaEvent =
-            serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("media event: {e}")))?;
+        let event = MediaEvent::parse(payload)?;
         self.chime.on_media(self.host.get()?, event.id, &event.state, event.error.as_deref());
         Ok(())
     }

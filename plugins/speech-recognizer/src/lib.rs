@@ -8,7 +8,7 @@ mod settings;
 
 use avs_plugin_sdk::{
     export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, HostCell, Interface, LogLevel, Manifest,
-    PluginError,
+    MediaEvent, PluginError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -39,12 +39,6 @@ struct SetSpeechConfirmation {
 #[serde(rename_all = "camelCase")]
 struct SetWakeWords {
     wake_words: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct MediaEvent {
-    id: u64,
-    state: String,
 }
 
 pub struct SpeechRecognizer {
@@ -158,7 +152,7 @@ impl Interface for SpeechRecognizer {
                 self.recognizer.recognize(self.host.get()?, request)
             }
             "media" => {
-                let event: MediaEvent = parse("media", payload)?;
+                let event = MediaEvent::parse(payload)?;
                 self.recognizer.media(event.id, &event.state);
                 Ok(())
             }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use avs_plugin_sdk::{
     context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, HostCell, Interface, Manifest,
-    Medium, PluginError,
+    MediaEvent, Medium, PluginError,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -31,16 +31,6 @@ struct Speak {
     token: String,
     #[serde(default)]
     play_behavior: PlayBehavior,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MediaEvent {
-    id: u64,
-    state: String,
-    #[serde(default)]
-    offset_in_milliseconds: u64,
-    error: Option<String>,
 }
 
 /// SpeechSynthesizer 1.`MINOR`; the plugin libraries export `SpeechSynthesizer<0>` and `SpeechSynthesizer<3>`.
@@ -107,11 +97,17 @@ impl<const MINOR: u8> Interface for SpeechSynthesizer<MINOR> {
         if kind != "media" {
             return Ok(());
         }
-        let event: MediaEvent =
-            serde_json::from_str(payload).map_err(|e| PluginError::invalid(format!("media event: {e}")))?;
+        let event = MediaEvent::parse(payload)?;
         let host = self.host.get()?;
         let now = Instant::now();
-        self.synthesizer.on_media(host, event.id, &event.state, event.offset_in_milliseconds, event.error, now)
+        self.synthesizer.on_media(
+            host,
+            event.id,
+            &event.state,
+            event.offset_in_milliseconds.unwrap_or(0),
+            event.error,
+            now,
+        )
     }
 
     fn context(&self) -> Vec<Value> {
