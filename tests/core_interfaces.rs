@@ -349,3 +349,24 @@ async fn speak_replace_all_interrupts_the_current_speech_and_drops_the_queue() {
     assert_schema_clean(&device);
     device.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speak_outside_any_dialog_is_reported_handled_when_it_has_finished() {
+    let mut device = Device::connect(built_plugin_dir()).await;
+    push_speak(&device, "solo", None, 2);
+    let mut finished_first = false;
+    loop {
+        let event = tokio::time::timeout(WAIT, device.events.recv()).await.expect("in time").unwrap();
+        match event {
+            RuntimeEvent::EventQueued { name, .. } if name == "SpeechFinished" => finished_first = true,
+            RuntimeEvent::DirectiveHandled { message_id, outcome, .. } if message_id == "speak-solo" => {
+                assert_eq!(outcome, Ok(()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(finished_first, "reported handled only once the speech finished, not when the plugin took it");
+    assert_schema_clean(&device);
+    device.stop().await;
+}

@@ -8,9 +8,10 @@
 //! - A new dialog (a Recognize, i.e. barge-in) cancels whatever the previous dialog still had running or
 //!   queued.
 //!
-//! A failed directive scrubs the rest of its dialog and is reported with ExceptionEncountered.
+//! A failed directive scrubs the rest of its dialog and is reported with ExceptionEncountered. A blocking
+//! directive is reported handled when its plugin completes it, in a dialog or not.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use avs_plugin_api::Handling;
@@ -65,6 +66,14 @@ struct InFlight {
     pending: bool,
 }
 
+/// A blocking directive outside any dialog, from dispatch to its completion. Its plugin may complete it
+/// before the sequencer hears that the call returned `Pending`, so either may come first.
+enum Detached {
+    Running,
+    Completed(Result<(), String>),
+    Pending(Arc<Dispatched>, u64),
+}
+
 struct Handled {
     dispatched: Arc<Dispatched>,
     in_dialog: bool,
@@ -79,6 +88,7 @@ struct Sequencer {
     current_dialog: Option<String>,
     queue: VecDeque<Routed>,
     in_flight: Option<InFlight>,
+    detached: HashMap<String, Detached>,
     calls: JoinSet<Handled>,
     rollbacks: JoinSet<()>,
 }
@@ -96,6 +106,7 @@ pub(crate) async fn run(
         current_dialog: None,
         queue: VecDeque::new(),
         in_flight: None,
+        detached: HashMap::new(),
         calls: JoinSet::new(),
         rollbacks: JoinSet::new(),
     };
@@ -149,6 +160,8 @@ impl Sequencer {
         let dispatched = Arc::new(Dispatched { routed, slot });
         if in_dialog {
             self.in_flight = Some(InFlight { dispatched: dispatched.clone(), sequence: u64::MAX, pending: false });
+        } else if dispatched.routed.blocking {
+            self.detached.insert(dispatched.routed.directive.message_id().to_string(), Detached::Running);
         }
         let plugins = self.plugins.clone();
         self.calls.spawn(async move {
@@ -184,6 +197,17 @@ impl Sequencer {
         if in_dialog && !current {
             return; // cancelled by a new dialog while it ran; already reported
         }
+        if !in_dialog && dispatched.routed.blocking {
+            let early = self.detached.remove(directive.message_id());
+            if let (Ok(Handling::Pending), Some(Detached::Running)) = (&result, &early) {
+                let message_id = directive.message_id().to_string();
+                self.detached.insert(message_id, Detached::Pending(dispatched, sequence));
+                return;
+            }
+            if let (Ok(Handling::Pending), Some(Detached::Completed(outcome))) = (&result, early) {
+                return self.report(&dispatched, sequence, outcome);
+            }
+        }
         match result {
             Ok(Handling::Pending) if current && dispatched.routed.blocking => {
                 if let Some(flight) = &mut self.in_flight {
@@ -213,6 +237,14 @@ impl Sequencer {
     }
 
     fn completed(&mut self, message_id: &str, outcome: Result<(), String>) {
+        match self.detached.remove(message_id) {
+            Some(Detached::Pending(dispatched, sequence)) => return self.report(&dispatched, sequence, outcome),
+            Some(Detached::Running | Detached::Completed(_)) => {
+                self.detached.insert(message_id.to_string(), Detached::Completed(outcome));
+                return;
+            }
+            None => {}
+        }
         if !self
             .in_flight
             .as_ref()
