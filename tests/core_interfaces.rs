@@ -224,30 +224,40 @@ async fn system_directives_for_the_plugin_reset_inactivity_and_report_the_softwa
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_endpoint_is_ignored_because_the_endpoint_comes_from_configuration() {
+async fn set_endpoint_moves_the_device_to_the_new_gateway_and_remembers_it() {
     let mut device = Device::connect(built_plugin_dir()).await;
-    let endpoint = json!({"endpoint": "https://avs-alexa-eu.amazon.com"});
-    device.sim.push_directive(directive("System", "SetEndpoint", "endpoint", endpoint), vec![]);
-    // Without an endpoint it is no connection directive: the System plugin's schema refuses it.
+    let port = device.sim.addr().port();
+    let set_endpoint = |id: &str, url: String| directive("System", "SetEndpoint", id, json!({ "endpoint": url }));
+    // The gateway it is on already: nothing to do. Not https, or no endpoint at all: refused.
+    device.sim.push_directive(set_endpoint("same", device.sim.base_url()), vec![]);
+    device.sim.push_directive(set_endpoint("plain", format!("http://127.0.0.1:{port}")), vec![]);
     device.sim.push_directive(directive("System", "SetEndpoint", "no-endpoint", json!({})), vec![]);
     device.sim.push_directive(directive("Speaker", "SetVolume", "fence", json!({"volume": 33})), vec![]);
-    let dropped = |e: &RuntimeEvent| matches!(e, RuntimeEvent::DirectiveDropped { message_id, .. } if message_id == "no-endpoint");
-    device.wait_for(dropped).await;
     assert_eq!(handled(&mut device, "fence").await, Ok(()));
-    // Intercepted by the core: the System plugin never handles the valid one.
-    let intercepted = std::iter::from_fn(|| device.events.try_recv().ok())
-        .any(|e| matches!(e, RuntimeEvent::DirectiveHandled { message_id, .. } if message_id == "endpoint"));
-    assert!(!intercepted);
-    let changed = device.sim_event(|e| e.name == "VolumeChanged").await;
-    let exception = device.sim_event(|e| e.name == "ExceptionEncountered").await;
-    assert_eq!(payload(&exception)["error"]["type"], "UNEXPECTED_INFORMATION_RECEIVED");
-    assert!(payload(&exception)["unparsedDirective"].as_str().unwrap().contains("no-endpoint"));
-    assert_eq!(exceptions(&device).len(), 1, "the valid SetEndpoint is no error");
+    device.sim.wait_for_events(|e| e.name == "ExceptionEncountered", 2, WAIT).await.unwrap();
+    let refused: Vec<String> = exceptions(&device)
+        .iter()
+        .map(|e| {
+            assert_eq!(payload(e)["error"]["type"], "UNEXPECTED_INFORMATION_RECEIVED");
+            payload(e)["unparsedDirective"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(refused.iter().any(|d| d.contains("\"plain\"")) && refused.iter().any(|d| d.contains("no-endpoint")));
+    assert_eq!(refused.len(), 2, "the SetEndpoint to where it is already is no error");
+    assert_eq!(device.sim.downchannel_count(), 1, "and no reason to reconnect");
 
-    // Still the same connection to the configured endpoint: no reconnect, no second SynchronizeState.
-    assert!(device.sim.events().iter().all(|e| e.connection == changed.connection));
-    assert_eq!(device.sim.events().iter().filter(|e| e.name == "SynchronizeState").count(), 1);
-    assert_eq!(device.sim.downchannel_count(), 1);
+    // Another gateway (the same avs-sim by its address): the device reconnects there, SynchronizeState first.
+    let moved = format!("https://127.0.0.1:{port}");
+    device.sim.push_directive(set_endpoint("moved", moved.clone()), vec![]);
+    device.wait_for(|e| matches!(e, RuntimeEvent::Connected { connection: 2 })).await;
+    let synced = device.sim.wait_for_events(|e| e.name == "SynchronizeState", 2, WAIT).await.unwrap();
+    assert_eq!(synced[1].seq_on_connection, 0);
+    assert_ne!(synced[1].connection, synced[0].connection);
+    device.sim.push_directive(directive("Speaker", "SetVolume", "after", json!({"volume": 44})), vec![]);
+    assert_eq!(handled(&mut device, "after").await, Ok(()));
+    // Remembered for the next start.
+    let storage = avs_core::storage::Storage::open(&device.dir.path().join("device/avs.db")).unwrap();
+    assert_eq!(storage.get("avs-core", "endpoint").unwrap(), Some(moved));
     assert_schema_clean(&device);
     device.stop().await;
 }

@@ -52,7 +52,7 @@ impl Region {
 pub struct Config {
     pub region: Region,
     pub legacy_endpoint: bool,
-    /// AVS base URL override (e.g. avs-sim). System.SetEndpoint is logged, not applied: see the README.
+    /// AVS base URL override (e.g. avs-sim). A gateway AVS sets with System.SetEndpoint wins over it.
     pub endpoint: Option<String>,
     /// Login with Amazon base URL override.
     pub lwa_url: Option<String>,

@@ -93,7 +93,7 @@ impl Runtime {
         let tls = tls::client_config(config.ca_file.as_deref())?;
         let https = HttpsClient::new(tls.clone());
         let auth = Authorizer::new(https.clone(), &config)?;
-        let endpoint = Endpoint::parse(&config.avs_base_url())?;
+        let endpoint = Endpoint::parse(&avs_endpoint(&config, &storage))?;
 
         let (events, event_queue) = EventSender::channel();
         let (sequencer_tx, sequencer_rx) = sequencer::channel();
@@ -216,6 +216,35 @@ struct Supervisor {
 
 const CORE_NAMESPACE: &str = "avs-core";
 const PUBLISHED_KEY: &str = "published-capabilities";
+/// The gateway AVS moved the device to with System.SetEndpoint; it outlasts restarts.
+const ENDPOINT_KEY: &str = "endpoint";
+
+/// The AVS gateway to dial: the one AVS last set, else the configured one.
+fn avs_endpoint(config: &Config, storage: &Storage) -> String {
+    let configured = config.avs_base_url();
+    match storage.get(CORE_NAMESPACE, ENDPOINT_KEY) {
+        Ok(Some(set)) => {
+            if set != configured {
+                tracing::info!("AVS endpoint {set} (set by System.SetEndpoint; configured: {configured})");
+            }
+            set
+        }
+        Ok(None) => configured,
+        Err(e) => {
+            tracing::warn!("reading the endpoint AVS set: {e}; using {configured}");
+            configured
+        }
+    }
+}
+
+/// What the supervisor does when a connection ends.
+enum Next {
+    Stop,
+    /// AVS revoked the authorization: forget the tokens and link again.
+    Relink,
+    /// AVS moved the device to another gateway.
+    MoveTo(Endpoint),
+}
 
 impl Supervisor {
     async fn run(mut self, mut transport: Transport, mut shutdown: watch::Receiver<bool>) {
@@ -225,24 +254,26 @@ impl Supervisor {
                 _ = crate::tasks::raised(&mut shutdown) => return,
             }
             let (stop_connection, stop_rx) = watch::channel(false);
+            let transport_endpoint = transport.endpoint.clone();
             let mut running = tokio::spawn(transport.run(stop_rx));
-            let (revoked, finished) = loop {
+            let (next, finished) = loop {
                 tokio::select! {
                     // An OTA swap changed the interfaces: AVS must hear about it.
                     _ = self.plugins.capabilities_changed() => {
                         tokio::select! {
                             _ = self.publish_capabilities() => continue,
-                            _ = crate::tasks::raised(&mut shutdown) => break (false, None),
+                            _ = crate::tasks::raised(&mut shutdown) => break (Next::Stop, None),
                         }
                     }
-                    _ = crate::tasks::raised(&mut shutdown) => break (false, None),
+                    _ = crate::tasks::raised(&mut shutdown) => break (Next::Stop, None),
                     // The connection gave up by itself: the tokens are gone, link again.
-                    result = &mut running => break (true, Some(result)),
+                    result = &mut running => break (Next::Relink, Some(result)),
                     directive = self.connection_directives.recv() => match directive {
-                        Some(ConnectionDirective::RevokeAuthorization) => break (true, None),
-                        Some(ConnectionDirective::SetEndpoint(url)) => {
-                            tracing::warn!("System.SetEndpoint to {url} ignored: the endpoint comes from configuration");
-                        }
+                        Some(ConnectionDirective::RevokeAuthorization) => break (Next::Relink, None),
+                        Some(ConnectionDirective::SetEndpoint(url)) => match self.move_to(&url, &transport_endpoint) {
+                            Some(endpoint) => break (Next::MoveTo(endpoint), None),
+                            None => continue,
+                        },
                         None => {}
                     },
                 }
@@ -256,15 +287,34 @@ impl Supervisor {
                 Ok(transport) => transport,
                 Err(_) => return,
             };
-            if !revoked {
-                return;
+            match next {
+                Next::Stop => return,
+                Next::MoveTo(endpoint) => {
+                    tracing::warn!("AVS moved this device to {}: reconnecting there", endpoint.authority);
+                    transport.endpoint = endpoint;
+                }
+                Next::Relink => {
+                    tracing::warn!("authorization revoked by AVS: clearing tokens, linking again");
+                    if let Err(e) = self.auth.revoke() {
+                        tracing::error!("clearing tokens: {e}");
+                    }
+                    // The next user's device publishes its capabilities afresh; the gateway stays.
+                    let _ = self.storage.delete(CORE_NAMESPACE, PUBLISHED_KEY);
+                }
             }
-            tracing::warn!("authorization revoked by AVS: clearing tokens, linking again");
-            if let Err(e) = self.auth.revoke() {
-                tracing::error!("clearing tokens: {e}");
-            }
-            let _ = self.storage.delete_namespace(CORE_NAMESPACE);
         }
+    }
+
+    /// The gateway of a SetEndpoint, persisted, unless the device is already there.
+    fn move_to(&self, url: &str, current: &Endpoint) -> Option<Endpoint> {
+        let endpoint = Endpoint::parse(url).ok()?;
+        if endpoint == *current {
+            return None;
+        }
+        if let Err(e) = self.storage.put(CORE_NAMESPACE, ENDPOINT_KEY, url) {
+            tracing::error!("persisting the endpoint AVS set: {e}");
+        }
+        Some(endpoint)
     }
 
     /// Links the device if needed and publishes its capabilities, retrying until both succeed.
@@ -334,5 +384,21 @@ impl Supervisor {
             }
             other => other.map_err(|e| e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_avs_set_wins_over_the_configured_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(&dir.path().join("avs.db")).unwrap();
+        let mut config = Config::defaults();
+        config.endpoint = Some("https://localhost:8443/".into());
+        assert_eq!(avs_endpoint(&config, &storage), "https://localhost:8443");
+        storage.put(CORE_NAMESPACE, ENDPOINT_KEY, "https://alexa.eu.gateway.devices.a2z.com").unwrap();
+        assert_eq!(avs_endpoint(&config, &storage), "https://alexa.eu.gateway.devices.a2z.com");
     }
 }

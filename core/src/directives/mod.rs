@@ -56,11 +56,6 @@ impl Router {
                 return;
             }
         };
-        if let Some(control) = connection_directive(&directive) {
-            tracing::info!("connection directive {}.{}", directive.namespace(), directive.name());
-            let _ = self.connection.send(control);
-            return;
-        }
         let Some(slot) = self.plugins.slot(directive.namespace()) else {
             return self.reject(
                 &directive,
@@ -79,6 +74,16 @@ impl Router {
         if let Err(why) = checked {
             return self.reject(&directive, "UNEXPECTED_INFORMATION_RECEIVED", why);
         }
+        // Checked against the System plugin's schema like any directive, then the runtime's to carry out.
+        match connection_directive(&directive) {
+            Some(Ok(control)) => {
+                tracing::info!("connection directive {}.{}", directive.namespace(), directive.name());
+                let _ = self.connection.send(control);
+                return;
+            }
+            Some(Err(why)) => return self.reject(&directive, "UNEXPECTED_INFORMATION_RECEIVED", why),
+            None => {}
+        }
         self.sequencer.send(SequencerInput::Directive(Routed { directive: Arc::new(directive), blocking }));
     }
 
@@ -94,16 +99,21 @@ impl Router {
     }
 }
 
-fn connection_directive(directive: &DirectiveMessage) -> Option<ConnectionDirective> {
+fn connection_directive(directive: &DirectiveMessage) -> Option<Result<ConnectionDirective, String>> {
     if directive.namespace() != protocol::SYSTEM {
         return None;
     }
     match directive.name() {
-        protocol::REVOKE_AUTHORIZATION => Some(ConnectionDirective::RevokeAuthorization),
-        protocol::SET_ENDPOINT => {
-            let payload: serde_json::Value = serde_json::from_str(directive.payload()).ok()?;
-            Some(ConnectionDirective::SetEndpoint(payload.get("endpoint")?.as_str()?.to_string()))
-        }
+        protocol::REVOKE_AUTHORIZATION => Some(Ok(ConnectionDirective::RevokeAuthorization)),
+        protocol::SET_ENDPOINT => Some(set_endpoint(directive.payload())),
         _ => None,
     }
+}
+
+/// The gateway AVS moves the device to: only an https URL the transport can dial.
+fn set_endpoint(payload: &str) -> Result<ConnectionDirective, String> {
+    let payload: serde_json::Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    let url = payload["endpoint"].as_str().ok_or("SetEndpoint without an endpoint")?.trim_end_matches('/');
+    crate::transport::http2::Endpoint::parse(url).map_err(|e| format!("SetEndpoint: {e} (an https URL)"))?;
+    Ok(ConnectionDirective::SetEndpoint(url.to_string()))
 }
