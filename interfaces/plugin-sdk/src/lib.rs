@@ -108,7 +108,7 @@ pub struct Host {
     services: HostServicesArc,
 }
 
-/// A `media` host event: the progress of something [`Host::play`] started (`state` is `buffered`,
+/// A `media` host event: the progress of something [`HostApi::play`] started (`state` is `buffered`,
 /// `started`, `progress`, `finished`, `stopped` or `failed`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -146,7 +146,7 @@ impl HostCell {
     }
 }
 
-/// Options of [`Host::send_event_with`].
+/// Options of [`HostApi::send_event_with`].
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventOptions {
@@ -169,16 +169,68 @@ pub struct EventOptions {
 pub struct SentEvent {
     pub message_id: String,
     pub dialog_request_id: Option<String>,
-    /// The media id of the attached audio capture (stop it with [`Host::stop_media`]).
+    /// The media id of the attached audio capture (stop it with [`HostApi::stop_media`]).
     pub audio_stream: Option<u64>,
 }
 
-impl Host {
-    pub fn send_event(&self, name: &str, payload: &impl Serialize) -> Result<SentEvent, PluginError> {
+/// The host operations a plugin uses, implemented by [`Host`] and, for plugins' unit tests, by
+/// `testing::FakeHost`; a plugin's state machines take `&impl HostApi` so that tests drive them without
+/// a runtime.
+pub trait HostApi {
+    fn send_event_with(
+        &self,
+        name: &str,
+        payload: &impl Serialize,
+        options: &EventOptions,
+    ) -> Result<SentEvent, PluginError>;
+
+    fn send_event(&self, name: &str, payload: &impl Serialize) -> Result<SentEvent, PluginError> {
         self.send_event_with(name, payload, &EventOptions::default())
     }
 
-    pub fn send_event_with(
+    fn complete_directive(&self, message_id: &str, outcome: Result<(), String>);
+
+    /// Fires `on_timer` after `delay_ms`, then every `period_ms` unless that is 0.
+    fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64;
+
+    fn cancel_timer(&self, timer: u64);
+
+    fn acquire_focus(&self, channel: &str) -> Result<(), PluginError>;
+
+    fn release_focus(&self, channel: &str);
+
+    /// Starts playback of `url` (`cid:…`, http(s) or a file path); returns the media id used in the
+    /// `media` host events.
+    fn play(&self, url: &str, options: &Value) -> Result<u64, PluginError>;
+
+    fn stop_media(&self, media: u64);
+
+    /// The JSON text persisted under `key` by this plugin, if any.
+    fn load_raw(&self, key: &str) -> Option<String>;
+
+    /// Reads a persisted value of this plugin; `None` when absent or no longer of type `T`.
+    fn load<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let raw = self.load_raw(key)?;
+        match serde_json::from_str(&raw) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.log(LogLevel::Warn, &format!("stored {key} unreadable, ignored: {e}"));
+                None
+            }
+        }
+    }
+
+    fn store(&self, key: &str, value: &impl Serialize) -> Result<(), PluginError>;
+
+    fn log(&self, level: LogLevel, message: &str);
+
+    /// Asks a device service of the host (`display`, `bluetooth`…); its later results arrive as
+    /// `on_host_event(service, …)`.
+    fn request(&self, service: &str, request: &Value) -> Result<Value, PluginError>;
+}
+
+impl HostApi for Host {
+    fn send_event_with(
         &self,
         name: &str,
         payload: &impl Serialize,
@@ -194,7 +246,7 @@ impl Host {
         serde_json::from_str(&answer).map_err(|e| PluginError::internal(format!("host answer: {e}")))
     }
 
-    pub fn complete_directive(&self, message_id: &str, outcome: Result<(), String>) {
+    fn complete_directive(&self, message_id: &str, outcome: Result<(), String>) {
         let outcome = match outcome {
             Ok(()) => RResult::ROk(()),
             Err(e) => RResult::RErr(e.into()),
@@ -202,25 +254,23 @@ impl Host {
         self.services.complete_directive(message_id.into(), outcome);
     }
 
-    pub fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64 {
+    fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64 {
         self.services.start_timer(delay_ms, period_ms)
     }
 
-    pub fn cancel_timer(&self, timer: u64) {
+    fn cancel_timer(&self, timer: u64) {
         self.services.cancel_timer(timer)
     }
 
-    pub fn acquire_focus(&self, channel: &str) -> Result<(), PluginError> {
+    fn acquire_focus(&self, channel: &str) -> Result<(), PluginError> {
         self.services.acquire_focus(channel.into()).into_result().map_err(|e| PluginError::internal(e.into_string()))
     }
 
-    pub fn release_focus(&self, channel: &str) {
+    fn release_focus(&self, channel: &str) {
         self.services.release_focus(channel.into())
     }
 
-    /// Starts playback of `url` (`cid:…`, http(s) or a file path); returns the media id used in the
-    /// `media` host events.
-    pub fn play(&self, url: &str, options: &Value) -> Result<u64, PluginError> {
+    fn play(&self, url: &str, options: &Value) -> Result<u64, PluginError> {
         let options = to_json(options)?;
         self.services
             .play(url.into(), options.as_str().into())
@@ -228,23 +278,15 @@ impl Host {
             .map_err(|e| PluginError::internal(e.into_string()))
     }
 
-    pub fn stop_media(&self, media: u64) {
+    fn stop_media(&self, media: u64) {
         self.services.stop_media(media)
     }
 
-    /// Reads a persisted value of this plugin; `None` when absent or no longer of type `T`.
-    pub fn load<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let raw = self.services.storage_get(key.into()).into_option()?;
-        match serde_json::from_str(&raw) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                self.log(LogLevel::Warn, &format!("stored {key} unreadable, ignored: {e}"));
-                None
-            }
-        }
+    fn load_raw(&self, key: &str) -> Option<String> {
+        self.services.storage_get(key.into()).into_option().map(RString::into_string)
     }
 
-    pub fn store(&self, key: &str, value: &impl Serialize) -> Result<(), PluginError> {
+    fn store(&self, key: &str, value: &impl Serialize) -> Result<(), PluginError> {
         let value = to_json(value)?;
         self.services
             .storage_put(key.into(), value.as_str().into())
@@ -252,13 +294,11 @@ impl Host {
             .map_err(|e| PluginError::internal(e.into_string()))
     }
 
-    pub fn log(&self, level: LogLevel, message: &str) {
+    fn log(&self, level: LogLevel, message: &str) {
         self.services.log(level, message.into())
     }
 
-    /// Asks a device service of the host (`display`, `bluetooth`…); its later results arrive as
-    /// `on_host_event(service, …)`.
-    pub fn request(&self, service: &str, request: &Value) -> Result<Value, PluginError> {
+    fn request(&self, service: &str, request: &Value) -> Result<Value, PluginError> {
         let request = to_json(request)?;
         let answer = self
             .services

@@ -8,46 +8,15 @@ mod scheduler;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, HostCell, Interface, LogLevel,
+    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, HostApi, HostCell, Interface,
     Manifest, MediaEvent, PluginError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use scheduler::{AlertsHost, Limits, Persisted, Scheduler, SetAlert, CHANNEL};
+use scheduler::{Limits, Persisted, Scheduler, SetAlert, CHANNEL, STATE_KEY};
 
 const INTERFACE: &str = "Alerts";
-const STATE_KEY: &str = "alerts";
-
-impl AlertsHost for Host {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-        Host::send_event(self, name, payload).map(drop)
-    }
-    fn start_timer(&self, delay_ms: u64) -> u64 {
-        Host::start_timer(self, delay_ms, 0)
-    }
-    fn cancel_timer(&self, timer: u64) {
-        Host::cancel_timer(self, timer)
-    }
-    fn acquire_focus(&self) -> Result<(), PluginError> {
-        Host::acquire_focus(self, CHANNEL)
-    }
-    fn release_focus(&self) {
-        Host::release_focus(self, CHANNEL)
-    }
-    fn play(&self, url: &str) -> Result<u64, PluginError> {
-        Host::play(self, url, &json!({}))
-    }
-    fn stop_media(&self, media: u64) {
-        Host::stop_media(self, media)
-    }
-    fn persist(&self, state: &Persisted) -> Result<(), PluginError> {
-        self.store(STATE_KEY, state)
-    }
-    fn log(&self, message: &str) {
-        Host::log(self, LogLevel::Info, message)
-    }
-}
 
 #[derive(Deserialize)]
 struct Token {

@@ -1,4 +1,4 @@
-//! The Alerts state machine over [`AlertsHost`]: alerts kept (and persisted) by token, one sounding at a
+//! The Alerts state machine over [`HostApi`]: alerts kept (and persisted) by token, one sounding at a
 //! time on the Alert channel, the rest waiting for their time.
 //!
 //! Rules from the AVS Device SDK's acsdkAlerts: an alert more than 30 minutes past due is discarded
@@ -8,13 +8,15 @@
 
 use std::collections::BTreeMap;
 
-use avs_plugin_sdk::{FocusState, PluginError};
+use avs_plugin_sdk::{FocusState, HostApi, LogLevel, PluginError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::clock;
 
 pub const CHANNEL: &str = "Alert";
+/// The storage key of the persisted alerts.
+pub const STATE_KEY: &str = "alerts";
 /// SDK ALERT_PAST_DUE_CUTOFF_MINUTES.
 pub const PAST_DUE_MS: i64 = 30 * 60 * 1000;
 /// The SDK's default maximum time an alert sounds.
@@ -23,19 +25,6 @@ pub const MAX_SOUNDING_MS: i64 = 60 * 60 * 1000;
 pub const TONE: &str = "tone:2000";
 /// Timers are re-armed at least this often, so that a change of the wall clock is noticed.
 const RECHECK_MS: i64 = 60_000;
-
-/// What Alerts needs from the host.
-pub trait AlertsHost {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError>;
-    fn start_timer(&self, delay_ms: u64) -> u64;
-    fn cancel_timer(&self, timer: u64);
-    fn acquire_focus(&self) -> Result<(), PluginError>;
-    fn release_focus(&self);
-    fn play(&self, url: &str) -> Result<u64, PluginError>;
-    fn stop_media(&self, media: u64);
-    fn persist(&self, state: &Persisted) -> Result<(), PluginError>;
-    fn log(&self, message: &str);
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -145,7 +134,7 @@ impl Scheduler {
     /// 30 minutes ago while the device was off are discarded (AlertStopped), the others are scheduled.
     pub fn take_over(
         &mut self,
-        host: &impl AlertsHost,
+        host: &impl HostApi,
         persisted: Persisted,
         handed_over: &Value,
         now_ms: i64,
@@ -158,8 +147,8 @@ impl Scheduler {
         self.schedule(host, now_ms)
     }
 
-    pub fn set_alert(&mut self, host: &impl AlertsHost, set: SetAlert, now_ms: i64) -> Result<(), PluginError> {
-        let failed = || host.send_event("SetAlertFailed", &token_payload(&set.token));
+    pub fn set_alert(&mut self, host: &impl HostApi, set: SetAlert, now_ms: i64) -> Result<(), PluginError> {
+        let failed = || host.send_event("SetAlertFailed", &token_payload(&set.token)).map(drop);
         let due_ms = match clock::parse(&set.scheduled_time) {
             Ok(seconds) => seconds * 1000,
             // A malformed directive: AVS hears of it twice, as SetAlertFailed and as an exception.
@@ -173,7 +162,7 @@ impl Scheduler {
             None
         };
         if let Some(why) = refusal {
-            host.log(&format!("SetAlert {} refused: {why}", set.token));
+            host.log(LogLevel::Info, &format!("SetAlert {} refused: {why}", set.token));
             return failed();
         }
         // The sounding alert set again is a snooze: it stops now and sounds again at its new time.
@@ -199,14 +188,14 @@ impl Scheduler {
     }
 
     /// Deletes one alert; an unknown token is already deleted.
-    pub fn delete_alert(&mut self, host: &impl AlertsHost, token: &str, now_ms: i64) -> Result<(), PluginError> {
+    pub fn delete_alert(&mut self, host: &impl HostApi, token: &str, now_ms: i64) -> Result<(), PluginError> {
         self.remove(host, token)?;
         self.persist(host)?;
         host.send_event("DeleteAlertSucceeded", &token_payload(token))?;
         self.schedule(host, now_ms)
     }
 
-    pub fn delete_alerts(&mut self, host: &impl AlertsHost, tokens: &[String], now_ms: i64) -> Result<(), PluginError> {
+    pub fn delete_alerts(&mut self, host: &impl HostApi, tokens: &[String], now_ms: i64) -> Result<(), PluginError> {
         for token in tokens {
             self.remove(host, token)?;
         }
@@ -215,25 +204,25 @@ impl Scheduler {
         self.schedule(host, now_ms)
     }
 
-    pub fn set_volume(&mut self, host: &impl AlertsHost, volume: i64) -> Result<(), PluginError> {
+    pub fn set_volume(&mut self, host: &impl HostApi, volume: i64) -> Result<(), PluginError> {
         self.volume = volume.clamp(0, 100) as u8;
         self.persist(host)?;
-        host.send_event("VolumeChanged", &json!({"volume": self.volume}))
+        host.send_event("VolumeChanged", &json!({"volume": self.volume})).map(drop)
     }
 
-    pub fn adjust_volume(&mut self, host: &impl AlertsHost, delta: i64) -> Result<(), PluginError> {
+    pub fn adjust_volume(&mut self, host: &impl HostApi, delta: i64) -> Result<(), PluginError> {
         self.set_volume(host, self.volume as i64 + delta)
     }
 
     /// The user said stop: the sounding alert stops and is gone.
-    pub fn stop_by_user(&mut self, host: &impl AlertsHost, now_ms: i64) -> Result<(), PluginError> {
+    pub fn stop_by_user(&mut self, host: &impl HostApi, now_ms: i64) -> Result<(), PluginError> {
         match self.sounding.as_ref().map(|s| s.token.clone()) {
             Some(token) => self.finish(host, &token, now_ms),
             None => Ok(()),
         }
     }
 
-    pub fn on_timer(&mut self, host: &impl AlertsHost, timer: u64, now_ms: i64) -> Result<(), PluginError> {
+    pub fn on_timer(&mut self, host: &impl HostApi, timer: u64, now_ms: i64) -> Result<(), PluginError> {
         if self.timer == Some(timer) {
             self.timer = None;
             return self.schedule(host, now_ms);
@@ -246,10 +235,10 @@ impl Scheduler {
         Ok(())
     }
 
-    pub fn on_focus(&mut self, host: &impl AlertsHost, focus: FocusState, now_ms: i64) -> Result<(), PluginError> {
+    pub fn on_focus(&mut self, host: &impl HostApi, focus: FocusState, now_ms: i64) -> Result<(), PluginError> {
         let Some(sounding) = self.sounding.as_mut() else {
             if focus != FocusState::None {
-                host.release_focus(); // granted after the alert was stopped
+                host.release_focus(CHANNEL); // granted after the alert was stopped
             }
             return Ok(());
         };
@@ -265,11 +254,11 @@ impl Scheduler {
         }
         match (was, focus) {
             (FocusState::Background, FocusState::Foreground) => {
-                host.send_event("AlertEnteredForeground", &token_payload(&token))?
+                host.send_event("AlertEnteredForeground", &token_payload(&token))?;
             }
             // A dialog has the foreground: the alert sounds on underneath it.
             (FocusState::Foreground | FocusState::None, FocusState::Background) => {
-                host.send_event("AlertEnteredBackground", &token_payload(&token))?
+                host.send_event("AlertEnteredBackground", &token_payload(&token))?;
             }
             _ => {}
         }
@@ -281,13 +270,7 @@ impl Scheduler {
     }
 
     /// A `media` host event of the player.
-    pub fn on_media(
-        &mut self,
-        host: &impl AlertsHost,
-        media: u64,
-        state: &str,
-        now_ms: i64,
-    ) -> Result<(), PluginError> {
+    pub fn on_media(&mut self, host: &impl HostApi, media: u64, state: &str, now_ms: i64) -> Result<(), PluginError> {
         let Some(sounding) = self.sounding.as_mut().filter(|s| s.media == Some(media)) else {
             return Ok(());
         };
@@ -304,13 +287,16 @@ impl Scheduler {
                     return self.finish(host, &token, now_ms);
                 }
                 if pause > 0 {
-                    sounding.pause = Some(host.start_timer(pause));
+                    sounding.pause = Some(host.start_timer(pause, 0));
                     return Ok(());
                 }
                 self.play_loop(host, now_ms)
             }
             "failed" if !sounding.tone_only => {
-                host.log(&format!("alert {}: its sound failed, the device's tone takes over", sounding.token));
+                host.log(
+                    LogLevel::Info,
+                    &format!("alert {}: its sound failed, the device's tone takes over", sounding.token),
+                );
                 sounding.tone_only = true;
                 sounding.media = None;
                 self.play_loop(host, now_ms)
@@ -347,7 +333,7 @@ impl Scheduler {
     }
 
     /// Stops every sound and timer, for shutdown. The alerts stay persisted.
-    pub fn stop(&mut self, host: &impl AlertsHost) {
+    pub fn stop(&mut self, host: &impl HostApi) {
         self.silence(host);
         if let Some(timer) = self.timer.take() {
             host.cancel_timer(timer);
@@ -355,14 +341,14 @@ impl Scheduler {
     }
 
     /// Sounds what is due, discards what is long past due, and arms the timer for what comes next.
-    fn schedule(&mut self, host: &impl AlertsHost, now_ms: i64) -> Result<(), PluginError> {
+    fn schedule(&mut self, host: &impl HostApi, now_ms: i64) -> Result<(), PluginError> {
         let stale: Vec<String> =
             self.alerts.values().filter(|a| a.due_ms < now_ms - PAST_DUE_MS).map(|a| a.set.token.clone()).collect();
         for token in stale {
             if self.sounding.as_ref().is_some_and(|s| s.token == token) {
                 continue; // sounding: its own maximum duration ends it
             }
-            host.log(&format!("alert {token} is more than 30 minutes past due: discarded"));
+            host.log(LogLevel::Info, &format!("alert {token} is more than 30 minutes past due: discarded"));
             self.alerts.remove(&token);
             self.persist(host)?;
             host.send_event("AlertStopped", &token_payload(&token))?;
@@ -381,14 +367,14 @@ impl Scheduler {
         let ends = self.sounding.as_ref().map(|s| s.since_ms + MAX_SOUNDING_MS);
         if let Some(at) = next.into_iter().chain(ends).min() {
             let delay = (at - now_ms).clamp(0, RECHECK_MS);
-            self.timer = Some(host.start_timer(delay as u64));
+            self.timer = Some(host.start_timer(delay as u64, 0));
         }
         Ok(())
     }
 
     fn start_sounding(
         &mut self,
-        host: &impl AlertsHost,
+        host: &impl HostApi,
         token: String,
         now_ms: i64,
         started: bool,
@@ -403,11 +389,11 @@ impl Scheduler {
             tone_only: false,
             pause: None,
         });
-        host.acquire_focus()
+        host.acquire_focus(CHANNEL)
     }
 
     /// Plays one loop of the sounding alert: its first asset in play order, or the tone.
-    fn play_loop(&mut self, host: &impl AlertsHost, now_ms: i64) -> Result<(), PluginError> {
+    fn play_loop(&mut self, host: &impl HostApi, now_ms: i64) -> Result<(), PluginError> {
         let Some(sounding) = self.sounding.as_mut() else { return Ok(()) };
         let alert = self.alerts.get(&sounding.token);
         let asset = alert.and_then(|a| {
@@ -418,29 +404,29 @@ impl Scheduler {
             (false, Some(asset)) => asset.url.clone(),
             _ => TONE.to_string(),
         };
-        match host.play(&url) {
+        match host.play(&url, &json!({})) {
             Ok(media) => {
                 sounding.media = Some(media);
                 Ok(())
             }
             Err(e) if url != TONE => {
-                host.log(&format!(
-                    "alert {}: {url} cannot be played ({e}); the device's tone takes over",
-                    sounding.token
-                ));
+                host.log(
+                    LogLevel::Info,
+                    &format!("alert {}: {url} cannot be played ({e}); the device's tone takes over", sounding.token),
+                );
                 sounding.tone_only = true;
                 self.play_loop(host, now_ms)
             }
             Err(e) => {
                 let token = sounding.token.clone();
-                host.log(&format!("alert {token}: even the tone failed: {e}"));
+                host.log(LogLevel::Info, &format!("alert {token}: even the tone failed: {e}"));
                 self.finish(host, &token, now_ms)
             }
         }
     }
 
     /// The sounding alert is over: silence, AlertStopped, and it is gone.
-    fn finish(&mut self, host: &impl AlertsHost, token: &str, now_ms: i64) -> Result<(), PluginError> {
+    fn finish(&mut self, host: &impl HostApi, token: &str, now_ms: i64) -> Result<(), PluginError> {
         self.silence(host);
         self.alerts.remove(token);
         self.persist(host)?;
@@ -448,7 +434,7 @@ impl Scheduler {
         self.schedule(host, now_ms)
     }
 
-    fn remove(&mut self, host: &impl AlertsHost, token: &str) -> Result<(), PluginError> {
+    fn remove(&mut self, host: &impl HostApi, token: &str) -> Result<(), PluginError> {
         if self.sounding.as_ref().is_some_and(|s| s.token == token) {
             self.silence(host);
             host.send_event("AlertStopped", &token_payload(token))?;
@@ -458,7 +444,7 @@ impl Scheduler {
     }
 
     /// Stops the sounding alert's media and gives the channel back, keeping the alert.
-    fn silence(&mut self, host: &impl AlertsHost) {
+    fn silence(&mut self, host: &impl HostApi) {
         let Some(sounding) = self.sounding.take() else { return };
         if let Some(media) = sounding.media {
             host.stop_media(media);
@@ -466,95 +452,20 @@ impl Scheduler {
         if let Some(pause) = sounding.pause {
             host.cancel_timer(pause);
         }
-        host.release_focus();
+        host.release_focus(CHANNEL);
     }
 
-    fn persist(&self, host: &impl AlertsHost) -> Result<(), PluginError> {
-        host.persist(&Persisted { alerts: self.alerts.values().cloned().collect(), volume: self.volume })
+    fn persist(&self, host: &impl HostApi) -> Result<(), PluginError> {
+        host.store(STATE_KEY, &Persisted { alerts: self.alerts.values().cloned().collect(), volume: self.volume })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
+    use avs_plugin_sdk::testing::{Call, FakeHost};
 
     use super::*;
-
-    #[derive(Debug, Clone, PartialEq)]
-    enum Call {
-        Event(String, Value),
-        Timer(u64),
-        CancelTimer(u64),
-        Acquire,
-        Release,
-        Play(String),
-        Stop(u64),
-    }
-
-    #[derive(Default)]
-    struct FakeHost {
-        calls: RefCell<Vec<Call>>,
-        persisted: RefCell<Option<Persisted>>,
-        next_id: RefCell<u64>,
-        /// URLs whose playback fails at once.
-        unplayable: Vec<String>,
-    }
-
-    impl FakeHost {
-        fn take(&self) -> Vec<Call> {
-            std::mem::take(&mut *self.calls.borrow_mut())
-        }
-        fn id(&self) -> u64 {
-            *self.next_id.borrow_mut() += 1;
-            *self.next_id.borrow()
-        }
-        fn events(&self) -> Vec<(String, Value)> {
-            self.take()
-                .into_iter()
-                .filter_map(|c| match c {
-                    Call::Event(name, payload) => Some((name, payload)),
-                    _ => None,
-                })
-                .collect()
-        }
-    }
-
-    impl AlertsHost for FakeHost {
-        fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-            crate::schema_check::assert_valid(&format!("events/{name}.json"), payload);
-            self.calls.borrow_mut().push(Call::Event(name.into(), payload.clone()));
-            Ok(())
-        }
-        fn start_timer(&self, delay_ms: u64) -> u64 {
-            self.calls.borrow_mut().push(Call::Timer(delay_ms));
-            100 + self.id()
-        }
-        fn cancel_timer(&self, timer: u64) {
-            self.calls.borrow_mut().push(Call::CancelTimer(timer));
-        }
-        fn acquire_focus(&self) -> Result<(), PluginError> {
-            self.calls.borrow_mut().push(Call::Acquire);
-            Ok(())
-        }
-        fn release_focus(&self) {
-            self.calls.borrow_mut().push(Call::Release);
-        }
-        fn play(&self, url: &str) -> Result<u64, PluginError> {
-            if self.unplayable.iter().any(|u| u == url) {
-                return Err(PluginError::internal(format!("unsupported url {url}")));
-            }
-            self.calls.borrow_mut().push(Call::Play(url.into()));
-            Ok(self.id())
-        }
-        fn stop_media(&self, media: u64) {
-            self.calls.borrow_mut().push(Call::Stop(media));
-        }
-        fn persist(&self, state: &Persisted) -> Result<(), PluginError> {
-            *self.persisted.borrow_mut() = Some(state.clone());
-            Ok(())
-        }
-        fn log(&self, _message: &str) {}
-    }
+    use crate::schema_check::SCHEMAS;
 
     const T0: i64 = 1_764_064_800_000; // 2025-11-25T10:00:00Z
 
@@ -578,7 +489,7 @@ mod tests {
     fn sounding(host: &FakeHost) -> Scheduler {
         let mut s = Scheduler::default();
         s.set_alert(host, set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), T0).unwrap();
-        let timer = 100 + *host.next_id.borrow();
+        let timer = host.last_timer();
         s.on_timer(host, timer, T0 + 5_000).unwrap();
         s.on_focus(host, FocusState::Foreground, T0 + 5_000).unwrap();
         host.take();
@@ -587,11 +498,14 @@ mod tests {
 
     #[test]
     fn a_timer_is_acknowledged_persisted_and_armed_for_its_time() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
         s.set_alert(&host, set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), T0).unwrap();
-        assert_eq!(host.take(), [Call::Event("SetAlertSucceeded".into(), json!({"token": "t1"})), Call::Timer(5_000)]);
-        let persisted = host.persisted.borrow().clone().unwrap();
+        assert_eq!(
+            host.take(),
+            [Call::Event("SetAlertSucceeded".into(), json!({"token": "t1"})), Call::Timer(5_000, 0)]
+        );
+        let persisted = host.load::<Persisted>(STATE_KEY).unwrap();
         assert_eq!(persisted.alerts[0].due_ms, T0 + 5_000);
         let context = s.context();
         crate::schema_check::assert_valid("context/AlertsState.json", &context);
@@ -601,60 +515,63 @@ mod tests {
 
     #[test]
     fn far_alerts_are_rechecked_every_minute_so_clock_changes_are_noticed() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
         s.set_alert(&host, set("a1", AlertType::Alarm, "2025-11-26T07:30:00+0000"), T0).unwrap();
-        assert_eq!(host.take().last(), Some(&Call::Timer(60_000)));
+        assert_eq!(host.take().last(), Some(&Call::Timer(60_000, 0)));
     }
 
     #[test]
     fn a_due_alert_takes_the_alert_channel_starts_and_loops_the_tone_until_the_user_stops_it() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
         s.set_alert(&host, set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), T0).unwrap();
         host.take();
-        s.on_timer(&host, 101, T0 + 5_000).unwrap();
-        assert_eq!(host.take()[0], Call::Acquire, "nothing sounds before the channel is granted");
+        s.on_timer(&host, 1, T0 + 5_000).unwrap();
+        assert_eq!(host.take()[0], Call::Acquire(CHANNEL.into()), "nothing sounds before the channel is granted");
         s.on_focus(&host, FocusState::Foreground, T0 + 5_000).unwrap();
-        assert_eq!(host.take(), [Call::Event("AlertStarted".into(), json!({"token": "t1"})), Call::Play(TONE.into())]);
+        assert_eq!(
+            host.take(),
+            [Call::Event("AlertStarted".into(), json!({"token": "t1"})), Call::Play(TONE.into(), json!({}))]
+        );
         assert_eq!(s.context()["activeAlerts"][0]["token"], "t1");
         s.on_media(&host, 3, "finished", T0 + 7_000).unwrap();
-        assert_eq!(host.take(), [Call::Play(TONE.into())], "it loops");
+        assert_eq!(host.take(), [Call::Play(TONE.into(), json!({}))], "it loops");
         s.stop_by_user(&host, T0 + 8_000).unwrap();
         let calls = host.take();
         assert_eq!(
             &calls[..3],
-            [Call::Stop(4), Call::Release, Call::Event("AlertStopped".into(), json!({"token": "t1"}))]
+            [Call::Stop(4), Call::Release(CHANNEL.into()), Call::Event("AlertStopped".into(), json!({"token": "t1"}))]
         );
-        assert!(host.persisted.borrow().as_ref().unwrap().alerts.is_empty(), "a stopped alert is gone");
+        assert!(host.load::<Persisted>(STATE_KEY).unwrap().alerts.is_empty(), "a stopped alert is gone");
         assert_eq!(s.context(), json!({"allAlerts": [], "activeAlerts": []}));
     }
 
     #[test]
     fn assets_that_cannot_be_played_give_way_to_the_devices_tone() {
-        let host = FakeHost { unplayable: vec!["https://example.com/alarm.mp3".into()], ..FakeHost::default() };
+        let host = FakeHost::new(SCHEMAS).unplayable("https://example.com/alarm.mp3");
         let mut s = Scheduler::default();
         let mut alarm = set("a1", AlertType::Alarm, "2025-11-25T10:00:00+0000");
         alarm.assets = vec![Asset { asset_id: "x".into(), url: "https://example.com/alarm.mp3".into() }];
         s.set_alert(&host, alarm, T0).unwrap();
         s.on_focus(&host, FocusState::Foreground, T0).unwrap();
         let calls = host.take();
-        assert!(calls.contains(&Call::Play(TONE.into())), "{calls:?}");
+        assert!(calls.contains(&Call::Play(TONE.into(), json!({}))), "{calls:?}");
     }
 
     #[test]
     fn a_dialog_sends_the_alert_to_the_background_and_back() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut s = sounding(&host);
         s.on_focus(&host, FocusState::Background, T0 + 6_000).unwrap();
-        assert_eq!(host.events(), [event("AlertEnteredBackground", "t1")]);
+        assert_eq!(host.take_events(), [event("AlertEnteredBackground", "t1")]);
         s.on_focus(&host, FocusState::Foreground, T0 + 7_000).unwrap();
-        assert_eq!(host.events(), [event("AlertEnteredForeground", "t1")]);
+        assert_eq!(host.take_events(), [event("AlertEnteredForeground", "t1")]);
     }
 
     #[test]
     fn an_alert_stops_after_its_loop_count_or_after_an_hour() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
         let mut twice = set("t1", AlertType::Timer, "2025-11-25T10:00:00+0000");
         twice.loop_count = Some(2);
@@ -662,43 +579,43 @@ mod tests {
         s.on_focus(&host, FocusState::Foreground, T0).unwrap();
         host.take();
         s.on_media(&host, 2, "finished", T0 + 2_000).unwrap();
-        assert_eq!(host.take(), [Call::Play(TONE.into())]);
+        assert_eq!(host.take(), [Call::Play(TONE.into(), json!({}))]);
         s.on_media(&host, 3, "finished", T0 + 4_000).unwrap();
-        assert!(host.events().contains(&event("AlertStopped", "t1")));
+        assert!(host.take_events().contains(&event("AlertStopped", "t1")));
 
         let mut s = sounding(&host);
-        s.on_media(&host, *host.next_id.borrow(), "finished", T0 + 5_000 + MAX_SOUNDING_MS).unwrap();
-        assert!(host.events().contains(&event("AlertStopped", "t1")), "an hour is the most an alert sounds");
+        s.on_media(&host, host.last_media(), "finished", T0 + 5_000 + MAX_SOUNDING_MS).unwrap();
+        assert!(host.take_events().contains(&event("AlertStopped", "t1")), "an hour is the most an alert sounds");
     }
 
     #[test]
     fn long_past_due_alerts_are_refused_or_discarded() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
         s.set_alert(&host, set("old", AlertType::Timer, "2025-11-25T09:00:00+0000"), T0).unwrap();
-        assert_eq!(host.events(), [event("SetAlertFailed", "old")]);
+        assert_eq!(host.take_events(), [event("SetAlertFailed", "old")]);
         // Stored while the device was on; it is off for two hours.
         let stored = Persisted {
             alerts: vec![Alert { set: set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), due_ms: T0 + 5_000 }],
             volume: 30,
         };
         s.take_over(&host, stored, &Value::Null, T0 + 2 * 3_600_000).unwrap();
-        assert_eq!(host.events(), [event("AlertStopped", "t1")]);
-        assert!(host.persisted.borrow().as_ref().unwrap().alerts.is_empty());
+        assert_eq!(host.take_events(), [event("AlertStopped", "t1")]);
+        assert!(host.load::<Persisted>(STATE_KEY).unwrap().alerts.is_empty());
     }
 
     #[test]
     fn a_time_that_is_not_iso_8601_is_a_failure_and_an_exception() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
         let err = s.set_alert(&host, set("t1", AlertType::Timer, "tomorrow"), T0).unwrap_err();
         assert!(err.to_string().contains("tomorrow"), "{err}");
-        assert_eq!(host.events(), [event("SetAlertFailed", "t1")]);
+        assert_eq!(host.take_events(), [event("SetAlertFailed", "t1")]);
     }
 
     #[test]
     fn maximum_alerts_are_enforced_per_kind_and_overall() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
         s.set_limits(Limits { overall: 3, alarms: 1, timers: 2 });
         s.set_alert(&host, set("a1", AlertType::Alarm, "2025-11-26T07:30:00+0000"), T0).unwrap();
@@ -706,7 +623,7 @@ mod tests {
         s.set_alert(&host, set("t1", AlertType::Timer, "2025-11-26T08:30:00+0000"), T0).unwrap();
         s.set_alert(&host, set("t2", AlertType::Timer, "2025-11-26T08:30:00+0000"), T0).unwrap();
         s.set_alert(&host, set("r1", AlertType::Reminder, "2025-11-26T08:30:00+0000"), T0).unwrap();
-        let answers: Vec<(String, Value)> = host.events();
+        let answers: Vec<(String, Value)> = host.take_events();
         assert_eq!(
             answers,
             [
@@ -719,16 +636,16 @@ mod tests {
         );
         // Updating an existing alert needs no room.
         s.set_alert(&host, set("a1", AlertType::Alarm, "2025-11-26T09:30:00+0000"), T0).unwrap();
-        assert_eq!(host.events(), [event("SetAlertSucceeded", "a1")]);
+        assert_eq!(host.take_events(), [event("SetAlertSucceeded", "a1")]);
     }
 
     #[test]
     fn setting_the_sounding_alert_again_snoozes_it() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut s = sounding(&host);
         s.set_alert(&host, set("t1", AlertType::Timer, "2025-11-25T10:09:05+0000"), T0 + 6_000).unwrap();
         let calls = host.take();
-        assert!(calls.contains(&Call::Release), "{calls:?}");
+        assert!(calls.contains(&Call::Release(CHANNEL.into())), "{calls:?}");
         let events: Vec<&Call> = calls.iter().filter(|c| matches!(c, Call::Event(..))).collect();
         assert_eq!(
             events,
@@ -742,41 +659,41 @@ mod tests {
 
     #[test]
     fn deletes_stop_a_sounding_alert_and_are_idempotent() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut s = sounding(&host);
         s.delete_alerts(&host, &["t1".to_string(), "unknown".to_string()], T0 + 6_000).unwrap();
         assert_eq!(
-            host.events(),
+            host.take_events(),
             [event("AlertStopped", "t1"), ("DeleteAlertsSucceeded".into(), json!({"tokens": ["t1", "unknown"]}))]
         );
         s.delete_alert(&host, "t1", T0 + 6_000).unwrap();
-        assert_eq!(host.events(), [event("DeleteAlertSucceeded", "t1")]);
+        assert_eq!(host.take_events(), [event("DeleteAlertSucceeded", "t1")]);
     }
 
     #[test]
     fn the_alerts_volume_is_clamped_reported_and_kept() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
         s.set_volume(&host, 80).unwrap();
         s.adjust_volume(&host, 50).unwrap();
         assert_eq!(
-            host.events(),
+            host.take_events(),
             [("VolumeChanged".into(), json!({"volume": 80})), ("VolumeChanged".into(), json!({"volume": 100}))]
         );
-        assert_eq!(host.persisted.borrow().as_ref().unwrap().volume, 100);
+        assert_eq!(host.load::<Persisted>(STATE_KEY).unwrap().volume, 100);
     }
 
     #[test]
     fn after_an_ota_swap_the_sounding_alert_goes_on_without_a_second_alert_started() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let old = sounding(&host);
         let handed_over = old.export();
-        let persisted = host.persisted.borrow().clone().unwrap();
+        let persisted = host.load::<Persisted>(STATE_KEY).unwrap();
         let mut new = Scheduler::default();
         new.take_over(&host, persisted, &handed_over, T0 + 6_000).unwrap();
         new.on_focus(&host, FocusState::Foreground, T0 + 6_000).unwrap();
         let calls = host.take();
-        assert!(calls.contains(&Call::Play(TONE.into())), "it keeps sounding: {calls:?}");
+        assert!(calls.contains(&Call::Play(TONE.into(), json!({}))), "it keeps sounding: {calls:?}");
         assert!(!calls.iter().any(|c| matches!(c, Call::Event(..))), "no event for a hand-over: {calls:?}");
         assert_eq!(new.context()["activeAlerts"][0]["token"], "t1");
     }

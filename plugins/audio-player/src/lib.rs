@@ -9,36 +9,15 @@ mod player;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, HostCell, Interface, LogLevel,
-    Manifest, MediaEvent, Medium, PluginError,
+    context_entry, Directive, DirectiveSpec, EventSpec, FocusState, Handling, Host, HostCell, Interface, Manifest,
+    MediaEvent, Medium, PluginError,
 };
 use serde_json::Value;
 
 use audio_item::{ClearQueue, Play};
-use player::{Player, PlayerHost, CHANNEL};
+use player::{Player, CHANNEL};
 
 const INTERFACE: &str = "AudioPlayer";
-
-impl PlayerHost for Host {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-        Host::send_event(self, name, payload).map(drop)
-    }
-    fn acquire_focus(&self) -> Result<(), PluginError> {
-        Host::acquire_focus(self, CHANNEL)
-    }
-    fn release_focus(&self) {
-        Host::release_focus(self, CHANNEL)
-    }
-    fn play(&self, url: &str, options: &Value) -> Result<u64, PluginError> {
-        Host::play(self, url, options)
-    }
-    fn stop_media(&self, media: u64) {
-        Host::stop_media(self, media)
-    }
-    fn log(&self, message: &str) {
-        Host::log(self, LogLevel::Info, message)
-    }
-}
 
 #[derive(Default)]
 pub struct AudioPlayer {

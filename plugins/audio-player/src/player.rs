@@ -1,4 +1,4 @@
-//! The AudioPlayer state machine over [`PlayerHost`]: a queue of audio items played one at a time on
+//! The AudioPlayer state machine over [`HostApi`]: a queue of audio items played one at a time on
 //! the Content channel, with the events AVS expects. Behaviour follows the AVS Device SDK's AudioPlayer:
 //! - Play REPLACE_ALL stops what plays (PlaybackStopped) and clears the queue; ENQUEUE appends, dropping
 //!   an item whose expectedPreviousToken is not the token before it; REPLACE_ENQUEUED keeps the playing
@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use avs_plugin_sdk::{FocusState, MediaEvent, PluginError};
+use avs_plugin_sdk::{FocusState, HostApi, LogLevel, MediaEvent, PluginError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -21,16 +21,6 @@ use crate::audio_item::{ClearBehavior, Item, Play, PlayBehavior};
 use crate::failure;
 
 pub const CHANNEL: &str = "Content";
-
-/// What the player needs from the host.
-pub trait PlayerHost {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError>;
-    fn acquire_focus(&self) -> Result<(), PluginError>;
-    fn release_focus(&self);
-    fn play(&self, url: &str, options: &Value) -> Result<u64, PluginError>;
-    fn stop_media(&self, media: u64);
-    fn log(&self, message: &str);
-}
 
 /// `playerActivity` of the context. BUFFER_UNDERRUN is never reported: the host's player has the whole
 /// item before it starts.
@@ -143,7 +133,7 @@ fn token_and_offset(token: &str, offset_ms: u64) -> Value {
 }
 
 impl Player {
-    pub fn play(&mut self, host: &impl PlayerHost, play: Play) -> Result<(), PluginError> {
+    pub fn play(&mut self, host: &impl HostApi, play: Play) -> Result<(), PluginError> {
         let expected = play.audio_item.stream.expected_previous_token.clone();
         let item = Item::from(play.audio_item.stream);
         match play.play_behavior {
@@ -160,10 +150,13 @@ impl Player {
                     .unwrap_or(&self.reported.token);
                 if let Some(expected) = expected.filter(|e| e != previous) {
                     // AVS docs and the SDK: such an item is dropped, not an error.
-                    host.log(&format!(
-                        "Play ENQUEUE of {} dropped: it expects to follow {expected}, not {previous}",
-                        item.token
-                    ));
+                    host.log(
+                        LogLevel::Info,
+                        &format!(
+                            "Play ENQUEUE of {} dropped: it expects to follow {expected}, not {previous}",
+                            item.token
+                        ),
+                    );
                     return Ok(());
                 }
             }
@@ -176,12 +169,12 @@ impl Player {
         self.advance(host)
     }
 
-    pub fn stop(&mut self, host: &impl PlayerHost) -> Result<(), PluginError> {
+    pub fn stop(&mut self, host: &impl HostApi) -> Result<(), PluginError> {
         self.stop_current(host)?;
         self.advance(host)
     }
 
-    pub fn clear_queue(&mut self, host: &impl PlayerHost, behavior: ClearBehavior) -> Result<(), PluginError> {
+    pub fn clear_queue(&mut self, host: &impl HostApi, behavior: ClearBehavior) -> Result<(), PluginError> {
         if behavior == ClearBehavior::ClearAll {
             self.stop_current(host)?;
         }
@@ -190,7 +183,7 @@ impl Player {
         self.advance(host)
     }
 
-    pub fn on_focus(&mut self, host: &impl PlayerHost, focus: FocusState) -> Result<(), PluginError> {
+    pub fn on_focus(&mut self, host: &impl HostApi, focus: FocusState) -> Result<(), PluginError> {
         if focus == FocusState::None && self.releasing {
             self.releasing = false;
             self.focus = FocusState::None;
@@ -215,7 +208,7 @@ impl Player {
         }
     }
 
-    pub fn on_media(&mut self, host: &impl PlayerHost, event: MediaEvent) -> Result<(), PluginError> {
+    pub fn on_media(&mut self, host: &impl HostApi, event: MediaEvent) -> Result<(), PluginError> {
         if self.halting.as_ref().is_some_and(|h| h.media == event.id) {
             return self.on_halting_media(host, event);
         }
@@ -255,7 +248,7 @@ impl Player {
                     Some("interval") => "ProgressReportIntervalElapsed",
                     other => return Err(PluginError::invalid(format!("media progress mark {other:?}"))),
                 };
-                host.send_event(name, &token_and_offset(&token, offset))
+                host.send_event(name, &token_and_offset(&token, offset)).map(drop)
             }
             "finished" => self.finish(host),
             "failed" => {
@@ -299,7 +292,7 @@ impl Player {
     /// and played on by this version from its last known offset, with no second PlaybackStarted (for AVS
     /// it is the same playback, and its context said PLAYING all along). A stop the old version was
     /// waiting for is reported now, at the offset it knew.
-    pub fn import(&mut self, host: &impl PlayerHost, state: Value) -> Result<(), PluginError> {
+    pub fn import(&mut self, host: &impl HostApi, state: Value) -> Result<(), PluginError> {
         if state.is_null() {
             return Ok(()); // nothing handed over: a fresh start
         }
@@ -328,14 +321,14 @@ impl Player {
         if self.current.is_none() {
             // The old version may still hold Content for a stop that has now ended; its NONE answer goes
             // to the old version.
-            host.release_focus();
+            host.release_focus(CHANNEL);
             return Ok(());
         }
         self.advance(host)
     }
 
     /// Silences everything, for shutdown (the host is going away: no events).
-    pub fn shutdown(&mut self, host: &impl PlayerHost) {
+    pub fn shutdown(&mut self, host: &impl HostApi) {
         let media = self.current.as_mut().and_then(|c| c.media.take());
         for media in media.into_iter().chain(self.halting.take().map(|h| h.media)) {
             host.stop_media(media);
@@ -343,7 +336,7 @@ impl Player {
     }
 
     /// Starts, resumes or waits for what is current, or gives the channel back when nothing is.
-    fn advance(&mut self, host: &impl PlayerHost) -> Result<(), PluginError> {
+    fn advance(&mut self, host: &impl HostApi) -> Result<(), PluginError> {
         if self.halting.is_some() {
             return Ok(()); // its `stopped` comes first
         }
@@ -352,7 +345,7 @@ impl Player {
                 self.focus = FocusState::None;
                 self.acquiring = false;
                 self.releasing = true;
-                host.release_focus();
+                host.release_focus(CHANNEL);
             }
             return Ok(());
         };
@@ -378,13 +371,13 @@ impl Player {
             FocusState::None if self.acquiring => Ok(()),
             FocusState::None => {
                 self.acquiring = true;
-                host.acquire_focus()
+                host.acquire_focus(CHANNEL)
             }
         }
     }
 
     /// BACKGROUND: the playing item stops where it is, to be resumed from there.
-    fn pause(&mut self, host: &impl PlayerHost) {
+    fn pause(&mut self, host: &impl HostApi) {
         let Some(current) = self.current.as_mut() else { return };
         if let Some(media) = current.media.take() {
             host.stop_media(media);
@@ -399,7 +392,7 @@ impl Player {
     }
 
     /// Ends the current item for good (Stop, REPLACE_ALL, CLEAR_ALL, the channel lost).
-    fn stop_current(&mut self, host: &impl PlayerHost) -> Result<(), PluginError> {
+    fn stop_current(&mut self, host: &impl HostApi) -> Result<(), PluginError> {
         if let Some(current) = self.current.take() {
             match current.media {
                 Some(media) => {
@@ -423,7 +416,7 @@ impl Player {
         Ok(())
     }
 
-    fn on_halting_media(&mut self, host: &impl PlayerHost, event: MediaEvent) -> Result<(), PluginError> {
+    fn on_halting_media(&mut self, host: &impl HostApi, event: MediaEvent) -> Result<(), PluginError> {
         let Some(halting) = self.halting.as_ref() else { return Ok(()) };
         let offset = event.offset_in_milliseconds.unwrap_or(halting.offset_ms);
         match event.state.as_str() {
@@ -467,7 +460,7 @@ impl Player {
 
     fn stopped(
         &mut self,
-        host: &impl PlayerHost,
+        host: &impl HostApi,
         token: &str,
         offset_ms: u64,
         announced: bool,
@@ -476,21 +469,21 @@ impl Player {
             return Ok(());
         }
         self.reported = Reported { token: token.to_string(), offset_ms, activity: Activity::Stopped };
-        host.send_event("PlaybackStopped", &token_and_offset(token, offset_ms))
+        host.send_event("PlaybackStopped", &token_and_offset(token, offset_ms)).map(drop)
     }
 
     /// PlaybackNearlyFinished once per item, when the host has all of it (AVS may send the next item
     /// now), and never before PlaybackStarted.
-    fn nearly_finished(&mut self, host: &impl PlayerHost) -> Result<(), PluginError> {
+    fn nearly_finished(&mut self, host: &impl HostApi) -> Result<(), PluginError> {
         let Some(current) = self.current.as_mut() else { return Ok(()) };
         if !current.buffered || !current.started || current.nearly_finished {
             return Ok(());
         }
         current.nearly_finished = true;
-        host.send_event("PlaybackNearlyFinished", &token_and_offset(&current.item.token, current.offset_ms))
+        host.send_event("PlaybackNearlyFinished", &token_and_offset(&current.item.token, current.offset_ms)).map(drop)
     }
 
-    fn finish(&mut self, host: &impl PlayerHost) -> Result<(), PluginError> {
+    fn finish(&mut self, host: &impl HostApi) -> Result<(), PluginError> {
         let Some(current) = self.current.as_mut() else { return Ok(()) };
         // An item that ends before its media said it was buffered still owes AVS this cue.
         current.buffered = true;
@@ -506,90 +499,31 @@ impl Player {
 
     /// The current item cannot be played: PlaybackFailed, and the channel goes back (the SDK's
     /// behaviour; AVS decides what comes next). Queued items stay for the next Play.
-    fn fail(&mut self, host: &impl PlayerHost, error: &str) -> Result<(), PluginError> {
+    fn fail(&mut self, host: &impl HostApi, error: &str) -> Result<(), PluginError> {
         let Some(current) = self.current.take() else { return Ok(()) };
-        host.log(&format!("{} cannot be played: {error}", current.item.token));
+        host.log(LogLevel::Info, &format!("{} cannot be played: {error}", current.item.token));
         self.send_failed(host, &current.item.token, error)?;
         self.advance(host)
     }
 
-    fn send_failed(&mut self, host: &impl PlayerHost, token: &str, error: &str) -> Result<(), PluginError> {
+    fn send_failed(&mut self, host: &impl HostApi, token: &str, error: &str) -> Result<(), PluginError> {
         let payload = json!({
             "token": token,
             "currentPlaybackState": self.context(),
             "error": {"type": failure::error_type(error), "message": error},
         });
         self.reported.activity = Activity::Stopped;
-        host.send_event("PlaybackFailed", &payload)
+        host.send_event("PlaybackFailed", &payload).map(drop)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
+    use avs_plugin_sdk::testing::{Call, FakeHost};
 
     use super::*;
     use crate::audio_item::ClearBehavior;
-
-    #[derive(Debug, Clone, PartialEq)]
-    enum Call {
-        Event(String, Value),
-        Acquire,
-        Release,
-        Play(String, Value),
-        Stop(u64),
-    }
-
-    #[derive(Default)]
-    struct FakeHost {
-        calls: RefCell<Vec<Call>>,
-        next_id: RefCell<u64>,
-    }
-
-    impl FakeHost {
-        fn take(&self) -> Vec<Call> {
-            std::mem::take(&mut *self.calls.borrow_mut())
-        }
-        fn events(&self) -> Vec<(String, Value)> {
-            self.take()
-                .into_iter()
-                .filter_map(|c| match c {
-                    Call::Event(name, payload) => Some((name, payload)),
-                    _ => None,
-                })
-                .collect()
-        }
-        fn last_media(&self) -> u64 {
-            *self.next_id.borrow()
-        }
-    }
-
-    impl PlayerHost for FakeHost {
-        fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-            crate::schema_check::assert_valid(&format!("events/{name}.json"), payload);
-            self.calls.borrow_mut().push(Call::Event(name.into(), payload.clone()));
-            Ok(())
-        }
-        fn acquire_focus(&self) -> Result<(), PluginError> {
-            self.calls.borrow_mut().push(Call::Acquire);
-            Ok(())
-        }
-        fn release_focus(&self) {
-            self.calls.borrow_mut().push(Call::Release);
-        }
-        fn play(&self, url: &str, options: &Value) -> Result<u64, PluginError> {
-            if url.starts_with("http://") {
-                return Err(PluginError::internal(format!("unsupported media URL {url} (supported: cid:, https://)")));
-            }
-            self.calls.borrow_mut().push(Call::Play(url.into(), options.clone()));
-            *self.next_id.borrow_mut() += 1;
-            Ok(self.last_media())
-        }
-        fn stop_media(&self, media: u64) {
-            self.calls.borrow_mut().push(Call::Stop(media));
-        }
-        fn log(&self, _message: &str) {}
-    }
+    use crate::schema_check::SCHEMAS;
 
     fn play_payload(behavior: &str, token: &str, extra: Value) -> Play {
         let mut stream = json!({"url": format!("cid:{token}"), "token": token});
@@ -632,12 +566,12 @@ mod tests {
 
     #[test]
     fn a_play_takes_content_plays_reports_progress_and_gives_the_channel_back() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut p = Player::default();
         assert_eq!(context_of(&p), json!({"token": "", "offsetInMilliseconds": 0, "playerActivity": "IDLE"}));
         let report = json!({"progressReportDelayInMilliseconds": 1000, "progressReportIntervalInMilliseconds": 2000});
         p.play(&host, play_payload("REPLACE_ALL", "song-1", json!({"progressReport": report}))).unwrap();
-        assert_eq!(host.take(), [Call::Acquire], "nothing plays before the channel is granted");
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into())], "nothing plays before the channel is granted");
         p.on_focus(&host, FocusState::Foreground).unwrap();
         let options = json!({"offsetInMilliseconds": 0, "progressReport": report});
         assert_eq!(host.take(), [Call::Play("cid:song-1".into(), options)]);
@@ -652,7 +586,7 @@ mod tests {
         );
         p.on_media(&host, media(1, "finished", 2664)).unwrap();
         let calls = host.take();
-        assert_eq!(calls.last(), Some(&Call::Release), "{calls:?}");
+        assert_eq!(calls.last(), Some(&Call::Release(CHANNEL.into())), "{calls:?}");
         let events: Vec<(String, Value)> =
             calls.into_iter().filter_map(|c| if let Call::Event(n, p) = c { Some((n, p)) } else { None }).collect();
         assert_eq!(
@@ -672,7 +606,7 @@ mod tests {
 
     #[test]
     fn enqueued_items_play_in_turn_and_a_wrong_expected_previous_token_is_dropped() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut p = playing(&host);
         let wrong = json!({"expectedPreviousToken": "song-7"});
         p.play(&host, play_payload("ENQUEUE", "song-x", wrong)).unwrap();
@@ -682,7 +616,7 @@ mod tests {
         p.on_media(&host, media(1, "finished", 2664)).unwrap();
         let calls = host.take();
         assert!(calls.contains(&Call::Play("cid:song-2".into(), json!({"offsetInMilliseconds": 0}))), "{calls:?}");
-        assert!(!calls.contains(&Call::Release));
+        assert!(!calls.contains(&Call::Release(CHANNEL.into())));
         p.on_media(&host, media(2, "started", 0)).unwrap();
         p.on_media(&host, media(2, "finished", 100)).unwrap();
         let calls = host.take();
@@ -692,7 +626,7 @@ mod tests {
 
     #[test]
     fn replace_all_stops_the_playing_item_before_the_new_one_starts() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut p = playing(&host);
         p.play(&host, play_payload("ENQUEUE", "song-2", json!({}))).unwrap();
         p.play(&host, play_payload("REPLACE_ALL", "song-3", json!({"offsetInMilliseconds": 500}))).unwrap();
@@ -706,15 +640,15 @@ mod tests {
             ]
         );
         p.on_media(&host, media(2, "started", 500)).unwrap();
-        assert_eq!(host.events(), [event("PlaybackStarted", "song-3", 500)]);
+        assert_eq!(host.take_events(), [event("PlaybackStarted", "song-3", 500)]);
         p.on_media(&host, media(2, "finished", 900)).unwrap();
         let calls = host.take();
-        assert_eq!(calls.last(), Some(&Call::Release), "song-2 was replaced too: {calls:?}");
+        assert_eq!(calls.last(), Some(&Call::Release(CHANNEL.into())), "song-2 was replaced too: {calls:?}");
     }
 
     #[test]
     fn replace_enqueued_keeps_the_playing_item() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut p = playing(&host);
         p.play(&host, play_payload("ENQUEUE", "song-2", json!({}))).unwrap();
         p.play(&host, play_payload("REPLACE_ENQUEUED", "song-3", json!({}))).unwrap();
@@ -726,7 +660,7 @@ mod tests {
 
     #[test]
     fn nearly_finished_is_sent_once_per_item_even_across_a_pause() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut p = Player::default();
         p.play(&host, play_payload("REPLACE_ALL", "song-1", json!({}))).unwrap();
         p.on_focus(&host, FocusState::Foreground).unwrap();
@@ -740,13 +674,13 @@ mod tests {
         p.on_media(&host, media(2, "buffered", 300)).unwrap();
         p.on_media(&host, media(2, "started", 300)).unwrap();
         p.on_media(&host, media(2, "finished", 2664)).unwrap();
-        let nearly = host.events().into_iter().filter(|(n, _)| n == "PlaybackNearlyFinished").count();
+        let nearly = host.take_events().into_iter().filter(|(n, _)| n == "PlaybackNearlyFinished").count();
         assert_eq!(nearly, 1);
     }
 
     #[test]
     fn background_pauses_at_the_stopped_offset_and_foreground_resumes_from_there() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let report = json!({"progressReportIntervalInMilliseconds": 1000});
         let mut p = Player::default();
         p.play(&host, play_payload("REPLACE_ALL", "song-1", json!({"progressReport": report}))).unwrap();
@@ -756,20 +690,20 @@ mod tests {
         p.on_focus(&host, FocusState::Background).unwrap();
         assert_eq!(host.take(), [Call::Stop(1)]);
         p.on_media(&host, media(1, "stopped", 1500)).unwrap();
-        assert_eq!(host.events(), [event("PlaybackPaused", "song-1", 1500)]);
+        assert_eq!(host.take_events(), [event("PlaybackPaused", "song-1", 1500)]);
         assert_eq!(context_of(&p)["playerActivity"], "PAUSED");
         p.on_focus(&host, FocusState::Foreground).unwrap();
         let report = json!({"progressReportDelayInMilliseconds": 0, "progressReportIntervalInMilliseconds": 1000});
         let options = json!({"offsetInMilliseconds": 1500, "progressReport": report});
         assert_eq!(host.take(), [Call::Play("cid:song-1".into(), options)]);
         p.on_media(&host, media(2, "started", 1500)).unwrap();
-        assert_eq!(host.events(), [event("PlaybackResumed", "song-1", 1500)]);
+        assert_eq!(host.take_events(), [event("PlaybackResumed", "song-1", 1500)]);
         assert_eq!(context_of(&p)["playerActivity"], "PLAYING");
     }
 
     #[test]
     fn losing_the_channel_stops_and_forgets_the_queue() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut p = playing(&host);
         p.play(&host, play_payload("ENQUEUE", "song-2", json!({}))).unwrap();
         p.on_focus(&host, FocusState::None).unwrap();
@@ -787,7 +721,7 @@ mod tests {
 
     #[test]
     fn stop_while_paused_is_reported_at_once_and_gives_the_channel_back() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut p = playing(&host);
         p.on_focus(&host, FocusState::Background).unwrap();
         p.on_media(&host, media(1, "stopped", 800)).unwrap();
@@ -797,16 +731,16 @@ mod tests {
             host.take(),
             [
                 Call::Event("PlaybackStopped".into(), json!({"token": "song-1", "offsetInMilliseconds": 800})),
-                Call::Release
+                Call::Release(CHANNEL.into())
             ]
         );
         p.on_focus(&host, FocusState::Foreground).unwrap();
-        assert_eq!(host.take(), [Call::Release], "a late grant is given back");
+        assert_eq!(host.take(), [Call::Release(CHANNEL.into())], "a late grant is given back");
     }
 
     #[test]
     fn stop_while_playing_waits_for_the_offset_then_releases() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut p = playing(&host);
         p.stop(&host).unwrap();
         assert_eq!(host.take(), [Call::Stop(1)]);
@@ -815,33 +749,33 @@ mod tests {
             host.take(),
             [
                 Call::Event("PlaybackStopped".into(), json!({"token": "song-1", "offsetInMilliseconds": 900})),
-                Call::Release
+                Call::Release(CHANNEL.into())
             ]
         );
     }
 
     #[test]
     fn clear_queue_clears_the_queue_or_everything() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut p = playing(&host);
         p.play(&host, play_payload("ENQUEUE", "song-2", json!({}))).unwrap();
         p.clear_queue(&host, ClearBehavior::ClearEnqueued).unwrap();
         assert_eq!(host.take(), [Call::Event("PlaybackQueueCleared".into(), json!({}))]);
         p.on_media(&host, media(1, "finished", 2664)).unwrap();
-        assert_eq!(host.take().last(), Some(&Call::Release), "song-2 is gone");
+        assert_eq!(host.take().last(), Some(&Call::Release(CHANNEL.into())), "song-2 is gone");
 
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut p = playing(&host);
         p.clear_queue(&host, ClearBehavior::ClearAll).unwrap();
         let id = host.last_media();
         assert_eq!(host.take(), [Call::Stop(id), Call::Event("PlaybackQueueCleared".into(), json!({}))]);
         p.on_media(&host, media(id, "stopped", 10)).unwrap();
-        assert_eq!(host.events(), [event("PlaybackStopped", "song-1", 10)]);
+        assert_eq!(host.take_events(), [event("PlaybackStopped", "song-1", 10)]);
     }
 
     #[test]
     fn failures_are_reported_with_the_avs_error_type_and_the_channel_goes_back() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS).unplayable("http://music.example.com/a.mp3");
         let mut p = Player::default();
         let mut play = play_payload("REPLACE_ALL", "song-9", json!({}));
         play.audio_item.stream.url = "https://localhost/media/song-9.mp3".into();
@@ -860,7 +794,7 @@ mod tests {
                        "error": {"type": "MEDIA_ERROR_INVALID_REQUEST", "message": error}})
             )
         );
-        assert_eq!(calls.last(), Some(&Call::Release));
+        assert_eq!(calls.last(), Some(&Call::Release(CHANNEL.into())));
         assert_eq!(context_of(&p)["playerActivity"], "STOPPED");
 
         // A URL the host refuses outright fails the same way.
@@ -869,14 +803,14 @@ mod tests {
         p.play(&host, play).unwrap();
         p.on_focus(&host, FocusState::None).unwrap(); // our release's answer
         p.on_focus(&host, FocusState::Foreground).unwrap();
-        let events = host.events();
+        let events = host.take_events();
         assert_eq!(events[0].0, "PlaybackFailed");
         assert_eq!(events[0].1["error"]["type"], "MEDIA_ERROR_INTERNAL_DEVICE_ERROR");
     }
 
     #[test]
     fn after_an_ota_swap_the_playing_item_plays_on_without_a_second_playback_started() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut old = playing(&host);
         old.play(&host, play_payload("ENQUEUE", "song-2", json!({}))).unwrap();
         old.on_media(&host, progress(1, "interval", 1000)).unwrap();
@@ -884,13 +818,17 @@ mod tests {
         let handed_over = old.export();
         let mut new = Player::default();
         new.import(&host, handed_over).unwrap();
-        assert_eq!(host.take(), [Call::Stop(1), Call::Acquire], "the old media is stopped, the channel taken over");
+        assert_eq!(
+            host.take(),
+            [Call::Stop(1), Call::Acquire(CHANNEL.into())],
+            "the old media is stopped, the channel taken over"
+        );
         assert_eq!(context_of(&new)["playerActivity"], "PLAYING", "nothing changed for AVS");
         new.on_focus(&host, FocusState::Foreground).unwrap();
         assert_eq!(host.take(), [Call::Play("cid:song-1".into(), json!({"offsetInMilliseconds": 1000}))]);
         new.on_media(&host, media(2, "buffered", 1000)).unwrap();
         new.on_media(&host, media(2, "started", 1000)).unwrap();
-        assert_eq!(host.events(), [], "no second PlaybackStarted, NearlyFinished was sent already");
+        assert_eq!(host.take_events(), [], "no second PlaybackStarted, NearlyFinished was sent already");
         new.on_media(&host, media(2, "finished", 2664)).unwrap();
         let calls = host.take();
         assert!(calls.contains(&Call::Play("cid:song-2".into(), json!({"offsetInMilliseconds": 0}))), "{calls:?}");
@@ -898,7 +836,7 @@ mod tests {
 
     #[test]
     fn a_stop_the_old_version_was_waiting_for_is_reported_by_the_new_one() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut old = playing(&host);
         old.stop(&host).unwrap();
         host.take();

@@ -12,7 +12,7 @@ mod radio;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventOptions, EventSpec, FocusState, Handling, Host, HostCell, Interface,
+    context_entry, Directive, DirectiveSpec, EventOptions, EventSpec, FocusState, Handling, Host, HostApi, HostCell, Interface,
     LogLevel, Manifest, PluginError,
 };
 use serde::Deserialize;

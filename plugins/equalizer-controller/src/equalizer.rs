@@ -1,9 +1,9 @@
 //! The equalizer state machine: band levels and mode within the device's [`Configuration`], the
-//! EqualizerChanged event that confirms each change, and persistence. Plain Rust over [`EqualizerHost`].
+//! EqualizerChanged event that confirms each change, and persistence. Plain Rust over [`HostApi`].
 
 use std::collections::BTreeMap;
 
-use avs_plugin_sdk::{Host, PluginError};
+use avs_plugin_sdk::{HostApi, PluginError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -15,22 +15,6 @@ pub const STATE_KEY: &str = "state";
 /// The storage key of the last configuration the host gave: the state is restored against it on start-up,
 /// before the host sends the configuration again.
 pub const CONFIGURATION_KEY: &str = "configuration";
-
-/// What the equalizer needs from the host.
-pub trait EqualizerHost {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError>;
-    fn store(&self, key: &str, value: &Value) -> Result<(), PluginError>;
-}
-
-impl EqualizerHost for Host {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-        Host::send_event(self, name, payload).map(drop)
-    }
-
-    fn store(&self, key: &str, value: &Value) -> Result<(), PluginError> {
-        Host::store(self, key, value)
-    }
-}
 
 /// The level of every supported band and the current mode, if any. Its JSON form is both the
 /// EqualizerState context payload and the EqualizerChanged payload.
@@ -112,7 +96,7 @@ impl Equalizer {
     /// level, levels are clamped to its range and a mode it lacks is cleared. The configuration and the
     /// refitted state are persisted when they differ; no event, since AVS learns the new configuration
     /// from the capabilities.
-    pub fn reconfigure(&mut self, host: &impl EqualizerHost, configuration: Configuration) -> Result<(), PluginError> {
+    pub fn reconfigure(&mut self, host: &impl HostApi, configuration: Configuration) -> Result<(), PluginError> {
         let next = fitted(&configuration, &self.state);
         if configuration != self.configuration {
             host.store(CONFIGURATION_KEY, &configuration.to_json())?;
@@ -128,7 +112,7 @@ impl Equalizer {
     /// Applies `changes` as one step: all are checked first, so a directive naming one unsupported band
     /// changes nothing. The result is persisted, then confirmed with one EqualizerChanged, which goes out
     /// even when nothing changed (the AVS Device SDK reports an unchanged state the same way).
-    pub fn apply(&mut self, host: &impl EqualizerHost, changes: &[Change]) -> Result<(), PluginError> {
+    pub fn apply(&mut self, host: &impl HostApi, changes: &[Change]) -> Result<(), PluginError> {
         let mut next = self.state.clone();
         for change in changes {
             self.apply_one(&mut next, change)?;
@@ -136,7 +120,7 @@ impl Equalizer {
         // Persisted first: a change that would be lost on restart is refused rather than confirmed.
         host.store(STATE_KEY, &next.to_json())?;
         self.state = next;
-        host.send_event("EqualizerChanged", &self.state.to_json())
+        host.send_event("EqualizerChanged", &self.state.to_json()).map(drop)
     }
 
     fn apply_one(&self, next: &mut EqualizerState, change: &Change) -> Result<(), PluginError> {
@@ -186,35 +170,13 @@ fn fitted(configuration: &Configuration, state: &EqualizerState) -> EqualizerSta
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-
     use serde_json::json;
+
+    use avs_plugin_sdk::testing::FakeHost;
 
     use super::*;
     use crate::configuration::Range;
-
-    #[derive(Default)]
-    struct FakeHost {
-        events: RefCell<Vec<(String, Value)>>,
-        stored: RefCell<Vec<(String, Value)>>,
-        fail_store: bool,
-    }
-
-    impl EqualizerHost for FakeHost {
-        fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-            crate::schema_check::assert_valid(&format!("events/{name}.json"), payload);
-            self.events.borrow_mut().push((name.into(), payload.clone()));
-            Ok(())
-        }
-
-        fn store(&self, key: &str, value: &Value) -> Result<(), PluginError> {
-            if self.fail_store {
-                return Err(PluginError::internal("disk full"));
-            }
-            self.stored.borrow_mut().push((key.into(), value.clone()));
-            Ok(())
-        }
-    }
+    use crate::schema_check::SCHEMAS;
 
     fn with_modes() -> Configuration {
         Configuration { modes: [Mode::Movie, Mode::Night].into(), ..Configuration::default() }
@@ -235,11 +197,11 @@ mod tests {
 
     #[test]
     fn set_bands_clamps_to_the_range_and_confirms() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut eq = Equalizer::new(Configuration::default(), EqualizerState::default());
         eq.apply(&host, &[Change::Set(vec![(Band::Bass, 4), (Band::Treble, 40)])]).unwrap();
         assert_eq!(levels(&eq), [4, 0, 6]);
-        let events = host.events.borrow();
+        let events = host.events();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].0, "EqualizerChanged");
         assert_eq!(events[0].1["bands"][2], json!({"name": "TREBLE", "level": 6}));
@@ -247,7 +209,7 @@ mod tests {
 
     #[test]
     fn adjust_bands_moves_from_the_current_level_and_stops_at_the_bounds() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut eq = Equalizer::new(Configuration::default(), EqualizerState::default());
         eq.apply(&host, &[Change::Adjust(vec![(Band::Bass, 2), (Band::Midrange, -1)])]).unwrap();
         eq.apply(&host, &[Change::Adjust(vec![(Band::Bass, 3)])]).unwrap();
@@ -258,7 +220,7 @@ mod tests {
 
     #[test]
     fn reset_bands_returns_only_the_named_bands_to_flat_and_keeps_the_mode() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let start = EqualizerState {
             bands: [(Band::Bass, 3), (Band::Midrange, -2), (Band::Treble, 5)].into(),
             mode: Some(Mode::Night),
@@ -271,7 +233,7 @@ mod tests {
 
     #[test]
     fn unsupported_band_or_mode_changes_nothing() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let config = Configuration { bands: [Band::Bass].into(), ..Configuration::default() };
         let mut eq = Equalizer::new(config, EqualizerState::default());
         let err = eq.apply(&host, &[Change::Set(vec![(Band::Bass, 3), (Band::Treble, 1)])]).unwrap_err();
@@ -279,43 +241,43 @@ mod tests {
         assert_eq!(levels(&eq), [0], "the supported band in the same directive is not applied either");
         let err = eq.apply(&host, &[Change::SetMode(Mode::Tv)]).unwrap_err();
         assert!(matches!(&err, PluginError::Invalid(m) if m.contains("TV")), "{err:?}");
-        assert!(host.events.borrow().is_empty());
-        assert!(host.stored.borrow().is_empty());
+        assert!(host.events().is_empty());
+        assert!(host.stores().is_empty());
     }
 
     #[test]
     fn set_mode_is_reported_with_the_bands() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut eq = Equalizer::new(with_modes(), EqualizerState::default());
         eq.apply(&host, &[Change::SetMode(Mode::Movie)]).unwrap();
-        assert_eq!(host.events.borrow()[0].1["mode"], "MOVIE");
-        assert_eq!(host.events.borrow()[0].1["bands"].as_array().unwrap().len(), 3);
+        assert_eq!(host.events()[0].1["mode"], "MOVIE");
+        assert_eq!(host.events()[0].1["bands"].as_array().unwrap().len(), 3);
     }
 
     #[test]
     fn an_unchanged_state_is_still_confirmed() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut eq = Equalizer::new(Configuration::default(), EqualizerState::default());
         eq.apply(&host, &[Change::Reset(vec![Band::Bass])]).unwrap();
-        assert_eq!(host.events.borrow().len(), 1);
+        assert_eq!(host.events().len(), 1);
     }
 
     #[test]
     fn every_change_is_persisted_before_it_is_reported() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut eq = Equalizer::new(Configuration::default(), EqualizerState::default());
         eq.apply(&host, &[Change::Set(vec![(Band::Midrange, 2)])]).unwrap();
-        assert_eq!(host.stored.borrow()[0], (STATE_KEY.to_string(), eq.state().to_json()));
+        assert_eq!(host.stores()[0], (STATE_KEY.to_string(), eq.state().to_json()));
 
-        let failing = FakeHost { fail_store: true, ..FakeHost::default() };
+        let failing = FakeHost::new(SCHEMAS).failing_store();
         assert!(eq.apply(&failing, &[Change::Set(vec![(Band::Midrange, 5)])]).is_err());
-        assert!(failing.events.borrow().is_empty(), "a change that was not persisted is not confirmed");
+        assert!(failing.events().is_empty(), "a change that was not persisted is not confirmed");
         assert_eq!(levels(&eq), [0, 2, 0], "nor applied");
     }
 
     #[test]
     fn a_new_configuration_refits_the_state() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let start = EqualizerState { bands: [(Band::Bass, 5), (Band::Treble, -4)].into(), mode: Some(Mode::Night) };
         let mut eq = Equalizer::new(with_modes(), start);
         let narrower = Configuration {
@@ -325,13 +287,13 @@ mod tests {
         };
         eq.reconfigure(&host, narrower.clone()).unwrap();
         assert_eq!(eq.state(), &EqualizerState { bands: [(Band::Bass, 2), (Band::Midrange, 0)].into(), mode: None });
-        let stored: Vec<String> = host.stored.borrow().iter().map(|(key, _)| key.clone()).collect();
+        let stored: Vec<String> = host.stores().iter().map(|(key, _)| key.clone()).collect();
         assert_eq!(stored, [CONFIGURATION_KEY, STATE_KEY], "both are persisted for the next start-up");
-        assert_eq!(host.stored.borrow()[0].1, narrower.to_json());
-        assert!(host.events.borrow().is_empty());
+        assert_eq!(host.stores()[0].1, narrower.to_json());
+        assert!(host.events().is_empty());
 
         eq.reconfigure(&host, narrower).unwrap();
-        assert_eq!(host.stored.borrow().len(), 2, "nothing to persist when nothing changed");
+        assert_eq!(host.stores().len(), 2, "nothing to persist when nothing changed");
     }
 
     #[test]

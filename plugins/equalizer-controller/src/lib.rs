@@ -7,8 +7,8 @@ mod equalizer;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventSpec, Handling, Host, HostCell, Interface, LogLevel, Manifest,
-    PluginError,
+    context_entry, Directive, DirectiveSpec, EventSpec, Handling, Host, HostApi, HostCell, Interface, LogLevel,
+    Manifest, PluginError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};

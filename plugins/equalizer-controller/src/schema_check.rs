@@ -1,9 +1,8 @@
 //! Test helper: payloads this plugin produces are checked against the schemas it embeds.
 
+/// The schema directory of this plugin.
+pub const SCHEMAS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/EqualizerController/1.0");
+
 pub fn assert_valid(relative: &str, payload: &serde_json::Value) {
-    avs_plugin_sdk::testing::assert_valid(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/EqualizerController/1.0"),
-        relative,
-        payload,
-    )
+    avs_plugin_sdk::testing::assert_valid(SCHEMAS, relative, payload)
 }

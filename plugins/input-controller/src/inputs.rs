@@ -1,7 +1,7 @@
-//! The device's inputs and which one is selected. Plain Rust over [`InputHost`]: the selection is
+//! The device's inputs and which one is selected. Plain Rust over [`HostApi`]: the selection is
 //! persisted, and SelectInput has no event or context to report it (see the SelectInput schema).
 
-use avs_plugin_sdk::{Host, PluginError};
+use avs_plugin_sdk::{HostApi, PluginError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -11,17 +11,6 @@ pub const SELECTED_KEY: &str = "selected";
 /// The storage key of the last configuration the host gave: the selection is restored against it on
 /// start-up, before the host sends the configuration again.
 pub const CONFIGURATION_KEY: &str = "configuration";
-
-/// What the input controller needs from the host.
-pub trait InputHost {
-    fn store(&self, key: &str, value: &Value) -> Result<(), PluginError>;
-}
-
-impl InputHost for Host {
-    fn store(&self, key: &str, value: &Value) -> Result<(), PluginError> {
-        Host::store(self, key, value)
-    }
-}
 
 /// One entry of the capability's `inputs`; friendlyNames are the user's words for it (Alexa.InputController
 /// 3.0 in the AVS docs), kept so that the configuration round-trips.
@@ -112,7 +101,7 @@ impl Inputs {
 
     /// Selects `input`, which must be configured (matched exactly, as the AVS Device SDK does), and
     /// persists the choice before it takes effect.
-    pub fn select(&mut self, host: &impl InputHost, input: &str) -> Result<(), PluginError> {
+    pub fn select(&mut self, host: &impl HostApi, input: &str) -> Result<(), PluginError> {
         if !self.configuration.has(input) {
             return Err(PluginError::invalid(format!("input {input:?} is not one of this device's inputs")));
         }
@@ -122,7 +111,7 @@ impl Inputs {
     }
 
     /// Adopts a new configuration, persistently; a selection it no longer lists is cleared.
-    pub fn reconfigure(&mut self, host: &impl InputHost, configuration: Configuration) -> Result<(), PluginError> {
+    pub fn reconfigure(&mut self, host: &impl HostApi, configuration: Configuration) -> Result<(), PluginError> {
         let selected = self.selected.clone().filter(|name| configuration.has(name));
         if configuration != self.configuration {
             host.store(CONFIGURATION_KEY, &configuration.to_json())?;
@@ -138,27 +127,11 @@ impl Inputs {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-
+    use avs_plugin_sdk::testing::FakeHost;
     use serde_json::json;
 
     use super::*;
-
-    #[derive(Default)]
-    struct FakeHost {
-        stored: RefCell<Vec<(String, Value)>>,
-        fail_store: bool,
-    }
-
-    impl InputHost for FakeHost {
-        fn store(&self, key: &str, value: &Value) -> Result<(), PluginError> {
-            if self.fail_store {
-                return Err(PluginError::internal("disk full"));
-            }
-            self.stored.borrow_mut().push((key.into(), value.clone()));
-            Ok(())
-        }
-    }
+    use crate::schema_check::SCHEMAS;
 
     fn configured(names: &[&str]) -> Configuration {
         Configuration::from_json(json!({"inputs": names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}))
@@ -167,28 +140,28 @@ mod tests {
 
     #[test]
     fn selecting_a_configured_input_persists_it() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut inputs = Inputs::default();
         inputs.select(&host, "HDMI 2").unwrap();
         assert_eq!(inputs.selected(), Some("HDMI 2"));
-        assert_eq!(host.stored.borrow().as_slice(), [(SELECTED_KEY.to_string(), json!("HDMI 2"))]);
+        assert_eq!(host.stores(), [(SELECTED_KEY.to_string(), json!("HDMI 2"))]);
     }
 
     #[test]
     fn an_input_that_is_not_configured_is_refused() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut inputs = Inputs::new(configured(&["HDMI 1"]), Some("HDMI 1".into()));
         for wrong in ["HDMI 3", "hdmi 1", ""] {
             let err = inputs.select(&host, wrong).unwrap_err();
             assert!(matches!(err, PluginError::Invalid(_)), "{wrong:?}: {err:?}");
         }
         assert_eq!(inputs.selected(), Some("HDMI 1"));
-        assert!(host.stored.borrow().is_empty());
+        assert!(host.stores().is_empty());
     }
 
     #[test]
     fn a_selection_that_cannot_be_persisted_is_not_made() {
-        let failing = FakeHost { fail_store: true, ..FakeHost::default() };
+        let failing = FakeHost::new(SCHEMAS).failing_store();
         let mut inputs = Inputs::default();
         assert!(inputs.select(&failing, "AUX 1").is_err());
         assert_eq!(inputs.selected(), None);
@@ -196,20 +169,20 @@ mod tests {
 
     #[test]
     fn a_new_configuration_clears_a_selection_it_no_longer_lists() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut inputs = Inputs::new(configured(&["HDMI 1", "TV"]), Some("TV".into()));
         inputs.reconfigure(&host, configured(&["TV", "PHONO"])).unwrap();
         assert_eq!(inputs.selected(), Some("TV"));
         assert_eq!(
-            host.stored.borrow().as_slice(),
+            host.stores(),
             [(CONFIGURATION_KEY.to_string(), configured(&["TV", "PHONO"]).to_json())],
             "the configuration is persisted for the next start-up, the unchanged selection is not"
         );
         inputs.reconfigure(&host, configured(&["PHONO"])).unwrap();
         assert_eq!(inputs.selected(), None);
-        assert_eq!(host.stored.borrow().last().unwrap(), &(SELECTED_KEY.to_string(), Value::Null));
+        assert_eq!(host.stores().last().unwrap(), &(SELECTED_KEY.to_string(), Value::Null));
         inputs.reconfigure(&host, configured(&["PHONO"])).unwrap();
-        assert_eq!(host.stored.borrow().len(), 3, "nothing to persist when nothing changed");
+        assert_eq!(host.stores().len(), 3, "nothing to persist when nothing changed");
     }
 
     #[test]

@@ -6,7 +6,9 @@ mod inputs;
 #[cfg(test)]
 mod schema_check;
 
-use avs_plugin_sdk::{Directive, DirectiveSpec, Handling, Host, HostCell, Interface, LogLevel, Manifest, PluginError};
+use avs_plugin_sdk::{
+    Directive, DirectiveSpec, Handling, Host, HostApi, HostCell, Interface, LogLevel, Manifest, PluginError,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -7,38 +7,11 @@
 
 use std::collections::VecDeque;
 
-use avs_plugin_sdk::{FocusState, Host, LogLevel, PluginError};
+use avs_plugin_sdk::{FocusState, HostApi, LogLevel, PluginError};
 use serde::Deserialize;
 use serde_json::json;
 
 pub const CHANNEL: &str = "Alert";
-
-/// What the audio indicator needs from the host.
-pub trait ChimeHost {
-    fn acquire_focus(&self, channel: &str) -> Result<(), PluginError>;
-    fn release_focus(&self, channel: &str);
-    fn play(&self, url: &str) -> Result<u64, PluginError>;
-    fn stop_media(&self, media: u64);
-    fn log(&self, level: LogLevel, message: &str);
-}
-
-impl ChimeHost for Host {
-    fn acquire_focus(&self, channel: &str) -> Result<(), PluginError> {
-        Host::acquire_focus(self, channel)
-    }
-    fn release_focus(&self, channel: &str) {
-        Host::release_focus(self, channel)
-    }
-    fn play(&self, url: &str) -> Result<u64, PluginError> {
-        Host::play(self, url, &json!({}))
-    }
-    fn stop_media(&self, media: u64) {
-        Host::stop_media(self, media)
-    }
-    fn log(&self, level: LogLevel, message: &str) {
-        Host::log(self, level, message)
-    }
-}
 
 /// SetIndicator's `asset`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -70,7 +43,7 @@ impl Default for Chime {
 impl Chime {
     /// Queues `asset`; the same asset as the one being rendered is not played twice (as in the AVS
     /// Device SDK, which ignores a SetIndicator repeating the current assetId).
-    pub fn enqueue(&mut self, host: &impl ChimeHost, asset: Asset) -> Result<(), PluginError> {
+    pub fn enqueue(&mut self, host: &impl HostApi, asset: Asset) -> Result<(), PluginError> {
         let current = match &self.stage {
             Stage::AwaitingFocus(current) | Stage::Playing(current, _) => Some(current),
             Stage::Idle => None,
@@ -88,7 +61,7 @@ impl Chime {
         Ok(())
     }
 
-    pub fn on_focus(&mut self, host: &impl ChimeHost, focus: FocusState) {
+    pub fn on_focus(&mut self, host: &impl HostApi, focus: FocusState) {
         match (std::mem::replace(&mut self.stage, Stage::Idle), focus) {
             (Stage::AwaitingFocus(asset), FocusState::Foreground | FocusState::Background) => {
                 self.play_from(host, Some(asset))
@@ -117,7 +90,7 @@ impl Chime {
     }
 
     /// A `media` host event of the player.
-    pub fn on_media(&mut self, host: &impl ChimeHost, media: u64, state: &str, error: Option<&str>) {
+    pub fn on_media(&mut self, host: &impl HostApi, media: u64, state: &str, error: Option<&str>) {
         let Stage::Playing(asset, playing) = &self.stage else {
             return;
         };
@@ -137,7 +110,7 @@ impl Chime {
     }
 
     /// Stops the chime, forgets the queue and gives the channel back (ClearIndicator, shutdown).
-    pub fn clear(&mut self, host: &impl ChimeHost) {
+    pub fn clear(&mut self, host: &impl HostApi) {
         self.queue.clear();
         match std::mem::replace(&mut self.stage, Stage::Idle) {
             Stage::Playing(_, media) => {
@@ -152,10 +125,10 @@ impl Chime {
     /// With the channel held: plays `first`, else the next queued asset, skipping those the player
     /// refuses, and releases the channel when nothing is left. A failing asset is the user's loss, not
     /// an error of its directive (there is no local fallback sound on this device).
-    fn play_from(&mut self, host: &impl ChimeHost, first: Option<Asset>) {
+    fn play_from(&mut self, host: &impl HostApi, first: Option<Asset>) {
         let mut next = first.or_else(|| self.queue.pop_front());
         while let Some(asset) = next {
-            match host.play(&asset.url) {
+            match host.play(&asset.url, &json!({})) {
                 Ok(media) => {
                     self.stage = Stage::Playing(asset, media);
                     return;
@@ -171,60 +144,10 @@ impl Chime {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::{Cell, RefCell};
+    use avs_plugin_sdk::testing::{Call, FakeHost};
 
     use super::*;
-
-    #[derive(Debug, PartialEq, Eq)]
-    enum Call {
-        Acquire,
-        Release,
-        Play(String),
-        Stop(u64),
-    }
-
-    #[derive(Default)]
-    struct FakeHost {
-        calls: RefCell<Vec<Call>>,
-        warnings: RefCell<Vec<String>>,
-        /// URLs the player refuses at once.
-        unplayable: Vec<&'static str>,
-        last_media: Cell<u64>,
-    }
-
-    impl FakeHost {
-        fn take(&self) -> Vec<Call> {
-            std::mem::take(&mut *self.calls.borrow_mut())
-        }
-    }
-
-    impl ChimeHost for FakeHost {
-        fn acquire_focus(&self, channel: &str) -> Result<(), PluginError> {
-            assert_eq!(channel, CHANNEL);
-            self.calls.borrow_mut().push(Call::Acquire);
-            Ok(())
-        }
-        fn release_focus(&self, channel: &str) {
-            assert_eq!(channel, CHANNEL);
-            self.calls.borrow_mut().push(Call::Release);
-        }
-        fn play(&self, url: &str) -> Result<u64, PluginError> {
-            if self.unplayable.contains(&url) {
-                return Err(PluginError::internal(format!("unsupported url {url}")));
-            }
-            self.calls.borrow_mut().push(Call::Play(url.into()));
-            self.last_media.set(self.last_media.get() + 1);
-            Ok(self.last_media.get())
-        }
-        fn stop_media(&self, media: u64) {
-            self.calls.borrow_mut().push(Call::Stop(media));
-        }
-        fn log(&self, level: LogLevel, message: &str) {
-            if level == LogLevel::Warn {
-                self.warnings.borrow_mut().push(message.into());
-            }
-        }
-    }
+    use crate::schema_check::SCHEMAS;
 
     fn asset(id: &str) -> Asset {
         Asset { asset_id: id.into(), url: format!("/sounds/{id}.wav") }
@@ -232,36 +155,40 @@ mod tests {
 
     #[test]
     fn plays_once_the_alert_channel_is_granted_and_releases_it_when_finished() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut chime = Chime::default();
         chime.enqueue(&host, asset("a")).unwrap();
-        assert_eq!(host.take(), [Call::Acquire], "nothing plays before the channel is granted");
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into())], "nothing plays before the channel is granted");
         chime.on_focus(&host, FocusState::Background);
-        assert_eq!(host.take(), [Call::Play("/sounds/a.wav".into())], "a notification is heard under speech too");
+        assert_eq!(
+            host.take(),
+            [Call::Play("/sounds/a.wav".into(), json!({}))],
+            "a notification is heard under speech too"
+        );
         chime.on_media(&host, 1, "started", None);
         assert!(host.take().is_empty());
         chime.on_media(&host, 1, "finished", None);
-        assert_eq!(host.take(), [Call::Release]);
+        assert_eq!(host.take(), [Call::Release(CHANNEL.into())]);
     }
 
     #[test]
     fn queued_assets_play_in_order_on_the_same_grant_and_a_repeat_of_the_current_is_ignored() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut chime = Chime::default();
         chime.enqueue(&host, asset("a")).unwrap();
         chime.on_focus(&host, FocusState::Foreground);
         chime.enqueue(&host, asset("a")).unwrap();
         chime.enqueue(&host, asset("b")).unwrap();
-        assert_eq!(host.take(), [Call::Acquire, Call::Play("/sounds/a.wav".into())]);
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into()), Call::Play("/sounds/a.wav".into(), json!({}))]);
         chime.on_media(&host, 1, "finished", None);
-        assert_eq!(host.take(), [Call::Play("/sounds/b.wav".into())]);
+        assert_eq!(host.take(), [Call::Play("/sounds/b.wav".into(), json!({}))]);
         chime.on_media(&host, 2, "finished", None);
-        assert_eq!(host.take(), [Call::Release]);
+        assert_eq!(host.take(), [Call::Release(CHANNEL.into())]);
     }
 
     #[test]
     fn a_failing_asset_is_logged_and_the_queue_goes_on() {
-        let host = FakeHost { unplayable: vec!["/sounds/b.wav"], ..FakeHost::default() };
+        let host = FakeHost::new(SCHEMAS).unplayable("/sounds/b.wav");
         let mut chime = Chime::default();
         for id in ["a", "b", "c"] {
             chime.enqueue(&host, asset(id)).unwrap();
@@ -270,30 +197,33 @@ mod tests {
         chime.on_media(&host, 1, "failed", Some("decoder error"));
         assert_eq!(
             host.take(),
-            [Call::Acquire, Call::Play("/sounds/a.wav".into()), Call::Play("/sounds/c.wav".into())]
+            [
+                Call::Acquire(CHANNEL.into()),
+                Call::Play("/sounds/a.wav".into(), json!({})),
+                Call::Play("/sounds/c.wav".into(), json!({}))
+            ]
         );
-        let warnings = host.warnings.borrow();
+        let warnings = host.logs(LogLevel::Warn);
         assert!(warnings[0].contains("a failed: decoder error"), "{warnings:?}");
         assert!(warnings[1].contains("b not played"), "{warnings:?}");
-        drop(warnings);
         chime.on_media(&host, 2, "finished", None);
-        assert_eq!(host.take(), [Call::Release]);
+        assert_eq!(host.take(), [Call::Release(CHANNEL.into())]);
     }
 
     #[test]
     fn an_unplayable_only_asset_gives_the_channel_back() {
-        let host = FakeHost { unplayable: vec!["/sounds/a.wav"], ..FakeHost::default() };
+        let host = FakeHost::new(SCHEMAS).unplayable("/sounds/a.wav");
         let mut chime = Chime::default();
         chime.enqueue(&host, asset("a")).unwrap();
         chime.on_focus(&host, FocusState::Foreground);
-        assert_eq!(host.take(), [Call::Acquire, Call::Release]);
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into()), Call::Release(CHANNEL.into())]);
         chime.enqueue(&host, asset("b")).unwrap();
-        assert_eq!(host.take(), [Call::Acquire], "idle again: the next one asks anew");
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into())], "idle again: the next one asks anew");
     }
 
     #[test]
     fn losing_the_channel_stops_the_chime_and_drops_the_queue_without_taking_it_back() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut chime = Chime::default();
         chime.enqueue(&host, asset("a")).unwrap();
         chime.enqueue(&host, asset("b")).unwrap();
@@ -307,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_late_none_from_an_earlier_release_does_not_cancel_a_new_request() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut chime = Chime::default();
         chime.enqueue(&host, asset("a")).unwrap();
         chime.on_focus(&host, FocusState::Foreground);
@@ -316,24 +246,35 @@ mod tests {
         host.take();
         chime.on_focus(&host, FocusState::None);
         chime.on_focus(&host, FocusState::Foreground);
-        assert_eq!(host.take(), [Call::Play("/sounds/b.wav".into())]);
+        assert_eq!(host.take(), [Call::Play("/sounds/b.wav".into(), json!({}))]);
     }
 
     #[test]
     fn clear_stops_the_chime_and_a_grant_after_it_is_given_back() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut chime = Chime::default();
         chime.enqueue(&host, asset("a")).unwrap();
         chime.enqueue(&host, asset("b")).unwrap();
         chime.on_focus(&host, FocusState::Foreground);
         chime.clear(&host);
-        assert_eq!(host.take(), [Call::Acquire, Call::Play("/sounds/a.wav".into()), Call::Stop(1), Call::Release]);
+        assert_eq!(
+            host.take(),
+            [
+                Call::Acquire(CHANNEL.into()),
+                Call::Play("/sounds/a.wav".into(), json!({})),
+                Call::Stop(1),
+                Call::Release(CHANNEL.into())
+            ]
+        );
         chime.on_media(&host, 1, "stopped", None);
         assert!(host.take().is_empty());
 
         chime.enqueue(&host, asset("c")).unwrap();
         chime.clear(&host);
         chime.on_focus(&host, FocusState::Foreground);
-        assert_eq!(host.take(), [Call::Acquire, Call::Release, Call::Release]);
+        assert_eq!(
+            host.take(),
+            [Call::Acquire(CHANNEL.into()), Call::Release(CHANNEL.into()), Call::Release(CHANNEL.into())]
+        );
     }
 }

@@ -8,8 +8,8 @@ mod indicator;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, FocusState, Handling, Host, HostCell, Interface, Manifest, MediaEvent,
-    PluginError,
+    context_entry, Directive, DirectiveSpec, FocusState, Handling, Host, HostApi, HostCell, Interface, Manifest,
+    MediaEvent, PluginError,
 };
 use serde::Deserialize;
 use serde_json::Value;

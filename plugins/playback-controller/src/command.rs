@@ -3,7 +3,7 @@
 //! empty payload; SKIPFORWARD and SKIPBACKWARD go out as ButtonCommandIssued; toggles as
 //! ToggleCommandIssued.
 
-use avs_plugin_sdk::{EventOptions, Host, PluginError};
+use avs_plugin_sdk::{EventOptions, HostApi, PluginError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -58,47 +58,24 @@ impl Command {
     }
 
     /// Sends the event with the device context: AVS decides what to play from the player state in it.
-    pub fn send(self, host: &impl ControllerHost) -> Result<(), PluginError> {
+    pub fn send(self, host: &impl HostApi) -> Result<(), PluginError> {
         let (name, payload) = self.event();
-        host.send_event_with_context(name, &payload)
-    }
-}
-
-/// What PlaybackController needs from the host.
-pub trait ControllerHost {
-    fn send_event_with_context(&self, name: &str, payload: &Value) -> Result<(), PluginError>;
-}
-
-impl ControllerHost for Host {
-    fn send_event_with_context(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
         let options = EventOptions { context: true, ..EventOptions::default() };
-        self.send_event_with(name, payload, &options).map(drop)
+        host.send_event_with(name, &payload, &options).map(drop)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
+    use avs_plugin_sdk::testing::FakeHost;
 
     use super::*;
-
-    #[derive(Default)]
-    struct FakeHost {
-        events: RefCell<Vec<(String, Value)>>,
-    }
-
-    impl ControllerHost for FakeHost {
-        fn send_event_with_context(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-            crate::schema_check::assert_valid(&format!("events/{name}.json"), payload);
-            self.events.borrow_mut().push((name.into(), payload.clone()));
-            Ok(())
-        }
-    }
+    use crate::schema_check::SCHEMAS;
 
     fn sent(command: Command) -> (String, Value) {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         command.send(&host).unwrap();
-        host.events.into_inner().remove(0)
+        host.events().remove(0)
     }
 
     #[test]

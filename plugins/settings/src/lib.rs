@@ -6,7 +6,7 @@ mod locale;
 #[cfg(test)]
 mod schema_check;
 
-use avs_plugin_sdk::{Directive, EventSpec, Handling, Host, HostCell, Interface, Manifest, PluginError};
+use avs_plugin_sdk::{Directive, EventSpec, Handling, Host, HostApi, HostCell, Interface, Manifest, PluginError};
 use serde::Deserialize;
 
 use locale::{LocaleReporter, REPORTED_KEY};

@@ -1,7 +1,7 @@
 //! The locale AVS last heard of, and the SettingsUpdated that tells it of a new one.
 
-use avs_plugin_sdk::{Host, PluginError};
-use serde_json::{json, Value};
+use avs_plugin_sdk::{HostApi, PluginError};
+use serde_json::json;
 
 /// The storage key of the locale last reported to AVS.
 pub const REPORTED_KEY: &str = "reportedLocale";
@@ -12,22 +12,6 @@ pub const SUPPORTED_LOCALES: [&str; 15] = [
     "de-DE", "en-AU", "en-CA", "en-GB", "en-IN", "en-US", "es-ES", "es-MX", "es-US", "fr-CA", "fr-FR", "hi-IN",
     "it-IT", "ja-JP", "pt-BR",
 ];
-
-/// What the locale reporter needs from the host.
-pub trait SettingsHost {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError>;
-    fn store(&self, key: &str, value: &Value) -> Result<(), PluginError>;
-}
-
-impl SettingsHost for Host {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-        Host::send_event(self, name, payload).map(drop)
-    }
-
-    fn store(&self, key: &str, value: &Value) -> Result<(), PluginError> {
-        Host::store(self, key, value)
-    }
-}
 
 #[derive(Debug, Default)]
 pub struct LocaleReporter {
@@ -43,7 +27,7 @@ impl LocaleReporter {
     /// Tells AVS of `locale` unless it is what AVS last heard. The event is queued (must-deliver)
     /// before the locale is recorded as reported: a failed send is retried at the next `device.info`,
     /// while a failed record only costs a repeated event after a restart.
-    pub fn report(&mut self, host: &impl SettingsHost, locale: &str) -> Result<(), PluginError> {
+    pub fn report(&mut self, host: &impl HostApi, locale: &str) -> Result<(), PluginError> {
         if self.reported.as_deref() == Some(locale) {
             return Ok(());
         }
@@ -60,81 +44,59 @@ impl LocaleReporter {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
+    use avs_plugin_sdk::testing::FakeHost;
 
     use super::*;
-
-    #[derive(Default)]
-    struct FakeHost {
-        events: RefCell<Vec<(String, Value)>>,
-        stored: RefCell<Vec<(String, Value)>>,
-        fail_send: bool,
-    }
-
-    impl SettingsHost for FakeHost {
-        fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-            if self.fail_send {
-                return Err(PluginError::internal("outbox full"));
-            }
-            crate::schema_check::assert_valid(&format!("events/{name}.json"), payload);
-            self.events.borrow_mut().push((name.into(), payload.clone()));
-            Ok(())
-        }
-
-        fn store(&self, key: &str, value: &Value) -> Result<(), PluginError> {
-            self.stored.borrow_mut().push((key.into(), value.clone()));
-            Ok(())
-        }
-    }
+    use crate::schema_check::SCHEMAS;
 
     #[test]
     fn first_boot_reports_the_locale_and_records_it() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut reporter = LocaleReporter::default();
         reporter.report(&host, "en-US").unwrap();
         assert_eq!(
-            host.events.borrow().as_slice(),
+            host.events(),
             [("SettingsUpdated".to_string(), json!({"settings": [{"key": "locale", "value": "en-US"}]}))]
         );
-        assert_eq!(host.stored.borrow().as_slice(), [(REPORTED_KEY.to_string(), json!("en-US"))]);
+        assert_eq!(host.stores(), [(REPORTED_KEY.to_string(), json!("en-US"))]);
         assert_eq!(reporter.reported.as_deref(), Some("en-US"));
     }
 
     #[test]
     fn an_unchanged_locale_is_not_reported_again_a_changed_one_is() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut reporter = LocaleReporter::new(Some("en-US".into()));
         reporter.report(&host, "en-US").unwrap();
-        assert!(host.events.borrow().is_empty());
+        assert!(host.events().is_empty());
         reporter.report(&host, "de-DE").unwrap();
-        assert_eq!(host.events.borrow()[0].1["settings"][0]["value"], "de-DE");
+        assert_eq!(host.events()[0].1["settings"][0]["value"], "de-DE");
         assert_eq!(reporter.reported.as_deref(), Some("de-DE"));
     }
 
     #[test]
     fn a_locale_avs_does_not_accept_is_refused_and_not_recorded() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut reporter = LocaleReporter::new(Some("en-US".into()));
         assert!(matches!(reporter.report(&host, "xx-XX"), Err(PluginError::Invalid(_))));
-        assert!(host.events.borrow().is_empty() && host.stored.borrow().is_empty());
+        assert!(host.events().is_empty() && host.stores().is_empty());
         assert_eq!(reporter.reported.as_deref(), Some("en-US"));
     }
 
     #[test]
     fn a_failed_send_is_not_recorded_so_it_is_retried() {
-        let failing = FakeHost { fail_send: true, ..FakeHost::default() };
+        let failing = FakeHost::new(SCHEMAS).failing_send();
         let mut reporter = LocaleReporter::default();
         assert!(reporter.report(&failing, "en-GB").is_err());
-        assert!(failing.stored.borrow().is_empty());
-        let host = FakeHost::default();
+        assert!(failing.stores().is_empty());
+        let host = FakeHost::new(SCHEMAS);
         reporter.report(&host, "en-GB").unwrap();
-        assert_eq!(host.events.borrow().len(), 1);
+        assert_eq!(host.events().len(), 1);
     }
 
     #[test]
     fn supported_locales_match_the_schema() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/Settings/1.0/events/SettingsUpdated.json");
-        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let values = &schema["properties"]["settings"]["items"]["properties"]["value"]["enum"];
         assert_eq!(values, &json!(SUPPORTED_LOCALES));
     }

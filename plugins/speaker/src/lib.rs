@@ -6,7 +6,8 @@ mod schema_check;
 mod volume;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventSpec, Handling, Host, HostCell, Interface, Manifest, PluginError,
+    context_entry, Directive, DirectiveSpec, EventSpec, Handling, Host, HostApi, HostCell, Interface, Manifest,
+    PluginError,
 };
 use serde::Deserialize;
 use serde_json::Value;

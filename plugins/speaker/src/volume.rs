@@ -1,7 +1,7 @@
 //! The Speaker state machine: volume and mute, the event that confirms each change, and persistence.
-//! Plain Rust over [`SpeakerHost`], so that it is tested without a runtime.
+//! Plain Rust over [`HostApi`], so that it is tested without a runtime.
 
-use avs_plugin_sdk::{Host, PluginError};
+use avs_plugin_sdk::{HostApi, PluginError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -10,22 +10,6 @@ pub const STATE_KEY: &str = "state";
 
 /// AVS volume scale.
 const MAX_VOLUME: i64 = 100;
-
-/// What the Speaker needs from the host.
-pub trait SpeakerHost {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError>;
-    fn store(&self, key: &str, value: &Value) -> Result<(), PluginError>;
-}
-
-impl SpeakerHost for Host {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-        Host::send_event(self, name, payload).map(drop)
-    }
-
-    fn store(&self, key: &str, value: &Value) -> Result<(), PluginError> {
-        Host::store(self, key, value)
-    }
-}
 
 /// The Speaker.VolumeState context payload, and also the VolumeChanged/MuteChanged payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +72,7 @@ impl Speaker {
     ///
     /// A volume change also unmutes, without a MuteChanged: the AVS Device SDK's SpeakerManager does
     /// the same (users expect "volume up" to make the device audible).
-    pub fn apply(&mut self, host: &impl SpeakerHost, change: Change) -> Result<(), PluginError> {
+    pub fn apply(&mut self, host: &impl HostApi, change: Change) -> Result<(), PluginError> {
         let mut next = self.state;
         match change {
             Change::Set(volume) => {
@@ -104,44 +88,22 @@ impl Speaker {
         // Persisted first: a change that would be lost on restart is refused rather than confirmed.
         host.store(STATE_KEY, &next.to_json())?;
         self.state = next;
-        host.send_event(change.event(), &next.to_json())
+        host.send_event(change.event(), &next.to_json()).map(drop)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-
     use serde_json::json;
 
+    use avs_plugin_sdk::testing::FakeHost;
+
     use super::*;
-
-    #[derive(Default)]
-    struct FakeHost {
-        events: RefCell<Vec<(String, Value)>>,
-        stored: RefCell<Vec<(String, Value)>>,
-        fail_store: bool,
-    }
-
-    impl SpeakerHost for FakeHost {
-        fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-            crate::schema_check::assert_valid(&format!("events/{name}.json"), payload);
-            self.events.borrow_mut().push((name.into(), payload.clone()));
-            Ok(())
-        }
-
-        fn store(&self, key: &str, value: &Value) -> Result<(), PluginError> {
-            if self.fail_store {
-                return Err(PluginError::internal("disk full"));
-            }
-            self.stored.borrow_mut().push((key.into(), value.clone()));
-            Ok(())
-        }
-    }
+    use crate::schema_check::SCHEMAS;
 
     #[test]
     fn adjust_volume_clamps_to_0_100_and_confirms_each_time() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut speaker = Speaker::new(VolumeState { volume: 90, muted: false });
         speaker.apply(&host, Change::Adjust(30)).unwrap();
         assert_eq!(speaker.state().volume, 100);
@@ -149,7 +111,7 @@ mod tests {
         assert_eq!(speaker.state().volume, 0);
         speaker.apply(&host, Change::Adjust(i64::MIN)).unwrap();
         assert_eq!(speaker.state().volume, 0, "no overflow on absurd deltas");
-        let events = host.events.borrow();
+        let events = host.events();
         assert_eq!(events.len(), 3, "an unchanged volume is still confirmed");
         assert_eq!(events[0], ("VolumeChanged".into(), json!({"volume": 100, "muted": false})));
         assert_eq!(events[1].1, json!({"volume": 0, "muted": false}));
@@ -157,32 +119,32 @@ mod tests {
 
     #[test]
     fn set_volume_unmutes_without_a_mute_event() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut speaker = Speaker::new(VolumeState { volume: 10, muted: true });
         speaker.apply(&host, Change::Set(40)).unwrap();
         assert_eq!(speaker.state(), VolumeState { volume: 40, muted: false });
-        let events = host.events.borrow();
+        let events = host.events();
         assert_eq!(events.as_slice(), [("VolumeChanged".to_string(), json!({"volume": 40, "muted": false}))]);
     }
 
     #[test]
     fn mute_keeps_the_volume_and_reports_mute_changed() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut speaker = Speaker::new(VolumeState { volume: 33, muted: false });
         speaker.apply(&host, Change::Mute(true)).unwrap();
-        assert_eq!(host.events.borrow()[0], ("MuteChanged".into(), json!({"volume": 33, "muted": true})));
+        assert_eq!(host.events()[0], ("MuteChanged".into(), json!({"volume": 33, "muted": true})));
     }
 
     #[test]
     fn every_change_is_persisted_before_it_is_reported() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut speaker = Speaker::default();
         speaker.apply(&host, Change::Set(7)).unwrap();
-        assert_eq!(host.stored.borrow().as_slice(), [(STATE_KEY.to_string(), json!({"volume": 7, "muted": false}))]);
+        assert_eq!(host.stores(), [(STATE_KEY.to_string(), json!({"volume": 7, "muted": false}))]);
 
-        let failing = FakeHost { fail_store: true, ..FakeHost::default() };
+        let failing = FakeHost::new(SCHEMAS).failing_store();
         assert!(speaker.apply(&failing, Change::Set(8)).is_err());
-        assert!(failing.events.borrow().is_empty(), "a change that was not persisted is not confirmed");
+        assert!(failing.events().is_empty(), "a change that was not persisted is not confirmed");
         assert_eq!(speaker.state().volume, 7, "nor applied");
     }
 

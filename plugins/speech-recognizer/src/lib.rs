@@ -7,8 +7,8 @@ mod schema_check;
 mod settings;
 
 use avs_plugin_sdk::{
-    export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, HostCell, Interface, LogLevel, Manifest,
-    MediaEvent, PluginError,
+    export_plugin, Directive, DirectiveSpec, EventSpec, Handling, Host, HostApi, HostCell, Interface, LogLevel,
+    Manifest, MediaEvent, PluginError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -1,8 +1,8 @@
-//! The SpeechRecognizer state machine over [`RecognizerHost`]:
+//! The SpeechRecognizer state machine over [`HostApi`]:
 //! IDLE → RECOGNIZING (audio streaming) → BUSY (capture over, answer pending) → IDLE, and
 //! EXPECTING_SPEECH while an ExpectSpeech timer runs.
 
-use avs_plugin_sdk::{EventOptions, Host, LogLevel, PluginError, SentEvent};
+use avs_plugin_sdk::{EventOptions, HostApi, LogLevel, PluginError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -13,37 +13,6 @@ pub const SETTINGS_KEY: &str = "settings";
 
 /// 16 kHz, 16-bit little-endian, mono LPCM: what the host's capture sources produce.
 pub const FORMAT: &str = "AUDIO_L16_RATE_16000_CHANNELS_1";
-
-/// What SpeechRecognizer needs from the host.
-pub trait RecognizerHost {
-    fn send_event_with(&self, name: &str, payload: &Value, options: &EventOptions) -> Result<SentEvent, PluginError>;
-    fn store(&self, key: &str, value: &Value) -> Result<(), PluginError>;
-    fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64;
-    fn cancel_timer(&self, timer: u64);
-    fn stop_media(&self, media: u64);
-    fn log(&self, level: LogLevel, message: &str);
-}
-
-impl RecognizerHost for Host {
-    fn send_event_with(&self, name: &str, payload: &Value, options: &EventOptions) -> Result<SentEvent, PluginError> {
-        Host::send_event_with(self, name, payload, options)
-    }
-    fn store(&self, key: &str, value: &Value) -> Result<(), PluginError> {
-        Host::store(self, key, value)
-    }
-    fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64 {
-        Host::start_timer(self, delay_ms, period_ms)
-    }
-    fn cancel_timer(&self, timer: u64) {
-        Host::cancel_timer(self, timer)
-    }
-    fn stop_media(&self, media: u64) {
-        Host::stop_media(self, media)
-    }
-    fn log(&self, level: LogLevel, message: &str) {
-        Host::log(self, level, message)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -126,7 +95,7 @@ impl Recognizer {
         self.settings = settings;
     }
 
-    pub fn recognize(&mut self, host: &impl RecognizerHost, request: UserRecognize) -> Result<(), PluginError> {
+    pub fn recognize(&mut self, host: &impl HostApi, request: UserRecognize) -> Result<(), PluginError> {
         if let Some(capture) = &self.capture {
             // Barge-in on our own capture only where the device owns the end of speech (as the AVS
             // Device SDK does); a near/far-field capture is ended by AVS with StopCapture.
@@ -173,7 +142,7 @@ impl Recognizer {
         }
     }
 
-    pub fn stop_capture(&mut self, host: &impl RecognizerHost) {
+    pub fn stop_capture(&mut self, host: &impl HostApi) {
         match self.capture.take() {
             Some(capture) => {
                 host.stop_media(capture.media);
@@ -185,7 +154,7 @@ impl Recognizer {
 
     pub fn expect_speech(
         &mut self,
-        host: &impl RecognizerHost,
+        host: &impl HostApi,
         timeout_ms: u64,
         initiator: Option<Value>,
     ) -> Result<(), PluginError> {
@@ -201,7 +170,7 @@ impl Recognizer {
         Ok(())
     }
 
-    pub fn on_timer(&mut self, host: &impl RecognizerHost, timer: u64) -> Result<(), PluginError> {
+    pub fn on_timer(&mut self, host: &impl HostApi, timer: u64) -> Result<(), PluginError> {
         if self.expectation.as_ref().is_none_or(|e| e.timer != timer) {
             return Ok(());
         }
@@ -210,28 +179,20 @@ impl Recognizer {
         host.send_event_with("ExpectSpeechTimedOut", &json!({}), &EventOptions::default()).map(drop)
     }
 
-    pub fn set_wake_word_confirmation(
-        &mut self,
-        host: &impl RecognizerHost,
-        value: Confirmation,
-    ) -> Result<(), PluginError> {
+    pub fn set_wake_word_confirmation(&mut self, host: &impl HostApi, value: Confirmation) -> Result<(), PluginError> {
         let next = Settings { wake_word_confirmation: value, ..self.settings.clone() };
         self.commit(host, next)?;
         confirm(host, "WakeWordConfirmationChanged", json!({"wakeWordConfirmation": value}))
     }
 
-    pub fn set_speech_confirmation(
-        &mut self,
-        host: &impl RecognizerHost,
-        value: Confirmation,
-    ) -> Result<(), PluginError> {
+    pub fn set_speech_confirmation(&mut self, host: &impl HostApi, value: Confirmation) -> Result<(), PluginError> {
         let next = Settings { speech_confirmation: value, ..self.settings.clone() };
         self.commit(host, next)?;
         confirm(host, "SpeechConfirmationChanged", json!({"speechConfirmation": value}))
     }
 
     /// Unsupported wake words are refused as a whole; the report tells AVS what is still active.
-    pub fn set_wake_words(&mut self, host: &impl RecognizerHost, wake_words: Vec<String>) -> Result<(), PluginError> {
+    pub fn set_wake_words(&mut self, host: &impl HostApi, wake_words: Vec<String>) -> Result<(), PluginError> {
         if let Some(unknown) = unsupported_wake_word(&wake_words) {
             let error = PluginError::unsupported(format!("wake word {unknown} is not supported by this device"));
             confirm(host, "WakeWordsReport", json!({"wakeWords": self.settings.wake_words}))?;
@@ -243,7 +204,7 @@ impl Recognizer {
     }
 
     /// Persisted first: a setting that would be lost on restart is refused rather than confirmed.
-    fn commit(&mut self, host: &impl RecognizerHost, next: Settings) -> Result<(), PluginError> {
+    fn commit(&mut self, host: &impl HostApi, next: Settings) -> Result<(), PluginError> {
         let value = serde_json::to_value(&next).map_err(|e| PluginError::internal(format!("settings: {e}")))?;
         host.store(SETTINGS_KEY, &value)?;
         self.settings = next;
@@ -251,80 +212,16 @@ impl Recognizer {
     }
 }
 
-fn confirm(host: &impl RecognizerHost, event: &str, payload: Value) -> Result<(), PluginError> {
+fn confirm(host: &impl HostApi, event: &str, payload: Value) -> Result<(), PluginError> {
     host.send_event_with(event, &payload, &EventOptions::default()).map(drop)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
+    use avs_plugin_sdk::testing::{Call, FakeHost};
 
     use super::*;
-
-    #[derive(Debug, PartialEq)]
-    enum Call {
-        Event(String, Value, Value),
-        Store(String, Value),
-        Timer(u64, u64),
-        CancelTimer(u64),
-        StopMedia(u64),
-    }
-
-    struct FakeHost {
-        calls: RefCell<Vec<Call>>,
-        /// The audio stream id the next Recognize gets.
-        next_stream: Option<u64>,
-        next_timer: u64,
-    }
-
-    impl FakeHost {
-        fn new() -> Self {
-            FakeHost { calls: RefCell::default(), next_stream: Some(9), next_timer: 100 }
-        }
-
-        fn events(&self) -> Vec<(String, Value)> {
-            let calls = self.calls.borrow();
-            let events = calls.iter().filter_map(|c| match c {
-                Call::Event(name, payload, _) => Some((name.clone(), payload.clone())),
-                _ => None,
-            });
-            events.collect()
-        }
-
-        fn has(&self, call: &Call) -> bool {
-            self.calls.borrow().contains(call)
-        }
-    }
-
-    impl RecognizerHost for FakeHost {
-        fn send_event_with(
-            &self,
-            name: &str,
-            payload: &Value,
-            options: &EventOptions,
-        ) -> Result<SentEvent, PluginError> {
-            crate::schema_check::assert_valid(&format!("events/{name}.json"), payload);
-            let options = serde_json::to_value(options).unwrap();
-            self.calls.borrow_mut().push(Call::Event(name.into(), payload.clone(), options));
-            let audio_stream = if name == "Recognize" { self.next_stream } else { None };
-            Ok(SentEvent { message_id: "m".into(), dialog_request_id: None, audio_stream })
-        }
-        fn store(&self, key: &str, value: &Value) -> Result<(), PluginError> {
-            self.calls.borrow_mut().push(Call::Store(key.into(), value.clone()));
-            Ok(())
-        }
-        fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64 {
-            self.calls.borrow_mut().push(Call::Timer(delay_ms, period_ms));
-            self.next_timer
-        }
-        fn cancel_timer(&self, timer: u64) {
-            self.calls.borrow_mut().push(Call::CancelTimer(timer));
-        }
-        fn stop_media(&self, media: u64) {
-            self.calls.borrow_mut().push(Call::StopMedia(media));
-        }
-        fn log(&self, _level: LogLevel, _message: &str) {}
-    }
+    use crate::schema_check::SCHEMAS;
 
     fn user(profile: Profile, initiator: Option<Value>) -> UserRecognize {
         UserRecognize { profile, audio: json!({"file": "/tmp/u.wav"}), initiator }
@@ -332,11 +229,12 @@ mod tests {
 
     #[test]
     fn a_tap_sends_recognize_with_context_a_new_dialog_and_the_audio() {
-        let host = FakeHost::new();
+        let host = FakeHost::new(SCHEMAS);
         let mut r = Recognizer::new(Settings::default());
         r.recognize(&host, user(Profile::CloseTalk, None)).unwrap();
-        let calls = host.calls.borrow();
-        let Call::Event(name, payload, options) = &calls[0] else { panic!("{calls:?}") };
+        assert!(matches!(host.calls()[0], Call::Event(..)), "{:?}", host.calls());
+        let sent = host.sent();
+        let (name, payload, options) = &sent[0];
         assert_eq!(name, "Recognize");
         assert_eq!(
             payload,
@@ -348,55 +246,55 @@ mod tests {
 
     #[test]
     fn the_end_of_the_capture_makes_the_recognizer_busy() {
-        let host = FakeHost::new();
+        let host = FakeHost::new(SCHEMAS);
         let mut r = Recognizer::new(Settings::default());
         r.recognize(&host, user(Profile::NearField, None)).unwrap();
         r.media(8, "finished");
         assert_eq!(r.state(), State::Recognizing, "another stream's end is not ours");
-        r.media(9, "started");
+        r.media(host.last_media(), "started");
         assert_eq!(r.state(), State::Recognizing);
-        r.media(9, "finished");
+        r.media(host.last_media(), "finished");
         assert_eq!(r.state(), State::Busy);
     }
 
     #[test]
     fn stop_capture_stops_the_audio_stream() {
-        let host = FakeHost::new();
+        let host = FakeHost::new(SCHEMAS);
         let mut r = Recognizer::new(Settings::default());
         r.stop_capture(&host);
-        assert!(host.calls.borrow().is_empty(), "nothing to stop");
+        assert!(host.calls().is_empty(), "nothing to stop");
         r.recognize(&host, user(Profile::FarField, None)).unwrap();
         r.stop_capture(&host);
-        assert!(host.has(&Call::StopMedia(9)));
+        assert!(host.has(&Call::Stop(host.last_media())));
         assert_eq!(r.state(), State::Busy);
     }
 
     #[test]
     fn expect_speech_times_out_with_an_event_when_nobody_speaks() {
-        let host = FakeHost::new();
+        let host = FakeHost::new(SCHEMAS);
         let mut r = Recognizer::new(Settings::default());
         r.expect_speech(&host, 8000, None).unwrap();
         assert!(host.has(&Call::Timer(8000, 0)));
         assert_eq!(r.state(), State::ExpectingSpeech);
         r.on_timer(&host, 55).unwrap();
         assert!(host.events().is_empty(), "not our timer");
-        r.on_timer(&host, 100).unwrap();
+        r.on_timer(&host, host.last_timer()).unwrap();
         assert_eq!(host.events(), [("ExpectSpeechTimedOut".to_string(), json!({}))]);
         assert_eq!(r.state(), State::Idle);
-        r.on_timer(&host, 100).unwrap();
+        r.on_timer(&host, host.last_timer()).unwrap();
         assert_eq!(host.events().len(), 1, "a stale firing sends nothing");
     }
 
     #[test]
     fn speech_after_expect_speech_echoes_its_initiator_and_cancels_the_timeout() {
-        let host = FakeHost::new();
+        let host = FakeHost::new(SCHEMAS);
         let mut r = Recognizer::new(Settings::default());
         let opaque = json!({"type": "WAKEWORD", "payload": {"token": "x"}, "token": "t-42"});
         r.expect_speech(&host, 8000, Some(opaque.clone())).unwrap();
         r.recognize(&host, user(Profile::CloseTalk, Some(json!({"type": "PRESS_AND_HOLD"})))).unwrap();
-        assert!(host.has(&Call::CancelTimer(100)));
+        assert!(host.has(&Call::CancelTimer(host.last_timer())));
         assert_eq!(host.events()[0].1["initiator"], opaque);
-        r.on_timer(&host, 100).unwrap();
+        r.on_timer(&host, host.last_timer()).unwrap();
         assert_eq!(host.events().len(), 1, "no ExpectSpeechTimedOut after the user spoke");
         r.recognize(&host, user(Profile::CloseTalk, Some(json!({"type": "PRESS_AND_HOLD"})))).unwrap();
         assert_eq!(host.events()[1].1["initiator"], json!({"type": "PRESS_AND_HOLD"}), "echoed only once");
@@ -404,7 +302,7 @@ mod tests {
 
     #[test]
     fn expect_speech_is_refused_while_recognizing() {
-        let host = FakeHost::new();
+        let host = FakeHost::new(SCHEMAS);
         let mut r = Recognizer::new(Settings::default());
         r.recognize(&host, user(Profile::NearField, None)).unwrap();
         assert!(r.expect_speech(&host, 5000, None).is_err());
@@ -413,15 +311,16 @@ mod tests {
 
     #[test]
     fn barge_in_is_allowed_on_close_talk_captures_only() {
-        let host = FakeHost::new();
+        let host = FakeHost::new(SCHEMAS);
         let mut r = Recognizer::new(Settings::default());
         r.recognize(&host, user(Profile::CloseTalk, None)).unwrap();
+        let old = host.last_media();
         r.recognize(&host, user(Profile::CloseTalk, None)).unwrap();
-        assert!(host.has(&Call::StopMedia(9)), "the old capture is stopped");
+        assert!(host.has(&Call::Stop(old)), "the old capture is stopped");
         assert_eq!(host.events().len(), 2);
 
         let mut far = Recognizer::new(Settings::default());
-        let host = FakeHost::new();
+        let host = FakeHost::new(SCHEMAS);
         far.recognize(&host, user(Profile::FarField, None)).unwrap();
         assert!(far.recognize(&host, user(Profile::CloseTalk, None)).is_err());
         assert_eq!(host.events().len(), 1);
@@ -429,22 +328,27 @@ mod tests {
 
     #[test]
     fn settings_are_persisted_then_confirmed() {
-        let host = FakeHost::new();
+        let host = FakeHost::new(SCHEMAS);
         let mut r = Recognizer::new(Settings::default());
         r.set_wake_word_confirmation(&host, Confirmation::Tone).unwrap();
         r.set_speech_confirmation(&host, Confirmation::Tone).unwrap();
-        let calls = host.calls.borrow();
-        assert!(matches!(&calls[0], Call::Store(key, v) if key == SETTINGS_KEY && v["wakeWordConfirmation"] == "TONE"));
-        assert!(matches!(&calls[1], Call::Event(name, p, _)
+        let stores = host.stores();
+        assert!(matches!(&stores[0], (key, v) if key == SETTINGS_KEY && v["wakeWordConfirmation"] == "TONE"));
+        let events = host.events();
+        assert!(matches!(&events[0], (name, p)
             if name == "WakeWordConfirmationChanged" && p == &json!({"wakeWordConfirmation": "TONE"})));
-        assert!(matches!(&calls[3], Call::Event(name, p, _)
+        assert!(matches!(&events[1], (name, p)
             if name == "SpeechConfirmationChanged" && p == &json!({"speechConfirmation": "TONE"})));
         assert_eq!(r.settings().speech_confirmation, Confirmation::Tone);
+
+        let failing = FakeHost::new(SCHEMAS).failing_store();
+        assert!(r.set_speech_confirmation(&failing, Confirmation::None).is_err());
+        assert!(failing.events().is_empty(), "a setting that was not persisted is not confirmed");
     }
 
     #[test]
     fn unsupported_wake_words_are_refused_with_a_report_of_the_active_ones() {
-        let host = FakeHost::new();
+        let host = FakeHost::new(SCHEMAS);
         let mut r = Recognizer::new(Settings::default());
         let refused = r.set_wake_words(&host, vec!["ALEXA".into(), "COMPUTER".into()]);
         assert!(matches!(refused, Err(PluginError::Unsupported(m)) if m.contains("COMPUTER")));

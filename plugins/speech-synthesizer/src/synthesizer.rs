@@ -1,4 +1,4 @@
-//! The SpeechSynthesizer state machine over [`SynthesizerHost`]: a queue of Speaks played one at a
+//! The SpeechSynthesizer state machine over [`HostApi`]: a queue of Speaks played one at a
 //! time on the Dialog channel, with the playBehavior rules and the events AVS expects.
 //!
 //! Rules taken from the AVS Device SDK's SpeechSynthesizer: REPLACE_ALL and REPLACE_ENQUEUED complete
@@ -8,42 +8,11 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use avs_plugin_sdk::{FocusState, Host, PluginError};
+use avs_plugin_sdk::{FocusState, HostApi, PluginError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub const CHANNEL: &str = "Dialog";
-
-/// What SpeechSynthesizer needs from the host.
-pub trait SynthesizerHost {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError>;
-    fn complete_directive(&self, message_id: &str, outcome: Result<(), String>);
-    fn acquire_focus(&self, channel: &str) -> Result<(), PluginError>;
-    fn release_focus(&self, channel: &str);
-    fn play(&self, url: &str) -> Result<u64, PluginError>;
-    fn stop_media(&self, media: u64);
-}
-
-impl SynthesizerHost for Host {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-        Host::send_event(self, name, payload).map(drop)
-    }
-    fn complete_directive(&self, message_id: &str, outcome: Result<(), String>) {
-        Host::complete_directive(self, message_id, outcome)
-    }
-    fn acquire_focus(&self, channel: &str) -> Result<(), PluginError> {
-        Host::acquire_focus(self, channel)
-    }
-    fn release_focus(&self, channel: &str) {
-        Host::release_focus(self, channel)
-    }
-    fn play(&self, url: &str) -> Result<u64, PluginError> {
-        Host::play(self, url, &json!({}))
-    }
-    fn stop_media(&self, media: u64) {
-        Host::stop_media(self, media)
-    }
-}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -137,7 +106,7 @@ fn elapsed_ms(started: Option<Instant>, now: Instant) -> u64 {
 impl Synthesizer {
     pub fn speak(
         &mut self,
-        host: &impl SynthesizerHost,
+        host: &impl HostApi,
         speech: Speech,
         behavior: PlayBehavior,
         now: Instant,
@@ -160,7 +129,7 @@ impl Synthesizer {
     }
 
     /// The host cancelled a Speak (barge-in: its dialog was replaced).
-    pub fn cancel(&mut self, host: &impl SynthesizerHost, message_id: &str, now: Instant) -> Result<(), PluginError> {
+    pub fn cancel(&mut self, host: &impl HostApi, message_id: &str, now: Instant) -> Result<(), PluginError> {
         self.queue.retain(|speech| speech.message_id != message_id);
         if self.current.as_ref().is_some_and(|c| c.speech.message_id == message_id) {
             self.interrupt(host, Ok(()), now)?;
@@ -168,12 +137,7 @@ impl Synthesizer {
         Ok(())
     }
 
-    pub fn on_focus(
-        &mut self,
-        host: &impl SynthesizerHost,
-        focus: FocusState,
-        now: Instant,
-    ) -> Result<(), PluginError> {
+    pub fn on_focus(&mut self, host: &impl HostApi, focus: FocusState, now: Instant) -> Result<(), PluginError> {
         if focus == FocusState::None && self.focus_requested {
             // The answer to a release made before this request, delivered late: the host answers a
             // request with FOREGROUND or BACKGROUND, never NONE, so the real answer is still to come.
@@ -202,7 +166,7 @@ impl Synthesizer {
     /// A `media` host event of the player.
     pub fn on_media(
         &mut self,
-        host: &impl SynthesizerHost,
+        host: &impl HostApi,
         media: u64,
         state: &str,
         offset_ms: u64,
@@ -216,7 +180,7 @@ impl Synthesizer {
             "started" => {
                 current.started = Some(now);
                 self.last_activity = Activity::Playing;
-                host.send_event("SpeechStarted", &json!({"token": current.speech.token}))
+                host.send_event("SpeechStarted", &json!({"token": current.speech.token})).map(drop)
             }
             "finished" => self.end(host, End::Finished, now),
             // Stopped by someone else than us (we forget the media when we stop it).
@@ -227,7 +191,7 @@ impl Synthesizer {
     }
 
     /// Stops playback and releases the channel, for shutdown or an OTA swap.
-    pub fn stop(&mut self, host: &impl SynthesizerHost) {
+    pub fn stop(&mut self, host: &impl HostApi) {
         if let Some(media) = self.current.take().and_then(|c| c.media) {
             host.stop_media(media);
         }
@@ -248,7 +212,7 @@ impl Synthesizer {
         json!({"token": token, "offsetInMilliseconds": offset_ms, "playerActivity": activity.as_str()})
     }
 
-    fn start_next(&mut self, host: &impl SynthesizerHost, now: Instant) -> Result<(), PluginError> {
+    fn start_next(&mut self, host: &impl HostApi, now: Instant) -> Result<(), PluginError> {
         if self.current.is_some() {
             return Ok(());
         }
@@ -269,11 +233,11 @@ impl Synthesizer {
         Ok(())
     }
 
-    fn play_current(&mut self, host: &impl SynthesizerHost, now: Instant) -> Result<(), PluginError> {
+    fn play_current(&mut self, host: &impl HostApi, now: Instant) -> Result<(), PluginError> {
         let Some(current) = self.current.as_mut() else {
             return Ok(());
         };
-        match host.play(&current.speech.url) {
+        match host.play(&current.speech.url, &json!({})) {
             Ok(media) => {
                 current.media = Some(media);
                 Ok(())
@@ -282,12 +246,7 @@ impl Synthesizer {
         }
     }
 
-    fn interrupt(
-        &mut self,
-        host: &impl SynthesizerHost,
-        outcome: Result<(), String>,
-        now: Instant,
-    ) -> Result<(), PluginError> {
+    fn interrupt(&mut self, host: &impl HostApi, outcome: Result<(), String>, now: Instant) -> Result<(), PluginError> {
         let Some(current) = &self.current else {
             return Ok(());
         };
@@ -299,7 +258,7 @@ impl Synthesizer {
     }
 
     /// Ends the current Speak: its event, its directive's completion, then the next Speak.
-    fn end(&mut self, host: &impl SynthesizerHost, end: End, now: Instant) -> Result<(), PluginError> {
+    fn end(&mut self, host: &impl HostApi, end: End, now: Instant) -> Result<(), PluginError> {
         let Some(Current { speech, started, .. }) = self.current.take() else {
             return Ok(());
         };
@@ -323,7 +282,7 @@ impl Synthesizer {
                 (None, Err(error))
             }
         };
-        let sent = event.map_or(Ok(()), |(name, payload)| host.send_event(name, &payload));
+        let sent = event.map_or(Ok(()), |(name, payload)| host.send_event(name, &payload).map(drop));
         host.complete_directive(&speech.message_id, outcome);
         let next = self.start_next(host, now);
         sent.and(next)
@@ -343,13 +302,13 @@ impl Synthesizer {
     }
 
     /// Queued Speaks replaced before they played complete normally: the dialog simply moved on.
-    fn drop_queue(&mut self, host: &impl SynthesizerHost) {
+    fn drop_queue(&mut self, host: &impl HostApi) {
         for speech in self.queue.drain(..) {
             host.complete_directive(&speech.message_id, Ok(()));
         }
     }
 
-    fn release(&mut self, host: &impl SynthesizerHost) {
+    fn release(&mut self, host: &impl HostApi) {
         if self.focus != FocusState::None || self.focus_requested {
             host.release_focus(CHANNEL);
         }
@@ -360,65 +319,12 @@ impl Synthesizer {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::{Cell, RefCell};
     use std::time::Duration;
 
+    use avs_plugin_sdk::testing::{Call, FakeHost};
+
     use super::*;
-
-    #[derive(Debug, Clone, PartialEq)]
-    enum Call {
-        Event(String, Value),
-        Complete(String, Result<(), String>),
-        Acquire,
-        Release,
-        Play(String),
-        Stop(u64),
-    }
-
-    #[derive(Default)]
-    struct FakeHost {
-        calls: RefCell<Vec<Call>>,
-        next_media: Cell<u64>,
-        refuse_focus: bool,
-    }
-
-    impl FakeHost {
-        fn take(&self) -> Vec<Call> {
-            std::mem::take(&mut *self.calls.borrow_mut())
-        }
-        fn push(&self, call: Call) {
-            self.calls.borrow_mut().push(call);
-        }
-    }
-
-    impl SynthesizerHost for FakeHost {
-        fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-            crate::schema_check::assert_valid(3, &format!("events/{name}.json"), payload);
-            self.push(Call::Event(name.into(), payload.clone()));
-            Ok(())
-        }
-        fn complete_directive(&self, message_id: &str, outcome: Result<(), String>) {
-            self.push(Call::Complete(message_id.into(), outcome));
-        }
-        fn acquire_focus(&self, _channel: &str) -> Result<(), PluginError> {
-            if self.refuse_focus {
-                return Err(PluginError::internal("no such channel"));
-            }
-            self.push(Call::Acquire);
-            Ok(())
-        }
-        fn release_focus(&self, _channel: &str) {
-            self.push(Call::Release);
-        }
-        fn play(&self, url: &str) -> Result<u64, PluginError> {
-            self.push(Call::Play(url.into()));
-            self.next_media.set(self.next_media.get() + 1);
-            Ok(self.next_media.get())
-        }
-        fn stop_media(&self, media: u64) {
-            self.push(Call::Stop(media));
-        }
-    }
+    use crate::schema_check::schemas;
 
     fn speech(n: u32) -> Speech {
         Speech { message_id: format!("m{n}"), token: format!("t{n}"), url: format!("cid:a{n}") }
@@ -444,32 +350,35 @@ mod tests {
 
     #[test]
     fn a_speak_plays_on_the_dialog_channel_and_reports_start_and_finish() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)), Instant::now());
         let mut s = Synthesizer::new(3);
         s.speak(&host, speech(1), PlayBehavior::ReplaceAll, t0).unwrap();
-        assert_eq!(host.take(), [Call::Acquire], "nothing plays before the focus is granted");
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into())], "nothing plays before the focus is granted");
         s.on_focus(&host, FocusState::Foreground, t0).unwrap();
-        assert_eq!(host.take(), [Call::Play("cid:a1".into())]);
+        assert_eq!(host.take(), [Call::Play("cid:a1".into(), json!({}))]);
         s.on_media(&host, 1, "started", 0, None, t0).unwrap();
         assert_eq!(host.take(), [event("SpeechStarted", json!({"token": "t1"}))]);
         let state = s.speech_state(t0 + Duration::from_millis(1500));
         crate::schema_check::assert_valid(3, "context/SpeechState.json", &state);
         assert_eq!(state, json!({"token": "t1", "offsetInMilliseconds": 1500, "playerActivity": "PLAYING"}));
         s.on_media(&host, 1, "finished", 2300, None, t0).unwrap();
-        assert_eq!(host.take(), [event("SpeechFinished", json!({"token": "t1"})), ok(1), Call::Release]);
+        assert_eq!(
+            host.take(),
+            [event("SpeechFinished", json!({"token": "t1"})), ok(1), Call::Release(CHANNEL.into())]
+        );
         assert_eq!(s.speech_state(t0), json!({"token": "t1", "offsetInMilliseconds": 0, "playerActivity": "FINISHED"}));
     }
 
     #[test]
     fn version_1_0_reports_an_interrupted_speak_as_finished_and_sends_nothing_for_it() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)), Instant::now());
         let mut s = Synthesizer::new(0);
         s.speak(&host, speech(1), PlayBehavior::ReplaceAll, t0).unwrap();
         s.on_focus(&host, FocusState::Foreground, t0).unwrap();
         s.on_media(&host, 1, "started", 0, None, t0).unwrap();
         host.take();
         s.cancel(&host, "m1", t0 + Duration::from_millis(700)).unwrap();
-        assert_eq!(host.take(), [Call::Stop(1), ok(1), Call::Release], "no SpeechInterrupted in 1.0");
+        assert_eq!(host.take(), [Call::Stop(1), ok(1), Call::Release(CHANNEL.into())], "no SpeechInterrupted in 1.0");
         let state = s.speech_state(t0);
         crate::schema_check::assert_valid(0, "context/SpeechState.json", &state);
         assert_eq!(state, json!({"token": "t1", "offsetInMilliseconds": 700, "playerActivity": "FINISHED"}));
@@ -477,11 +386,11 @@ mod tests {
 
     #[test]
     fn a_cancel_while_playing_stops_and_reports_the_offset() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)), Instant::now());
         let mut s = playing(&host, t0);
         s.cancel(&host, "m1", t0 + Duration::from_millis(700)).unwrap();
         let interrupted = event("SpeechInterrupted", json!({"token": "t1", "offsetInMilliseconds": 700}));
-        assert_eq!(host.take(), [Call::Stop(1), interrupted, ok(1), Call::Release]);
+        assert_eq!(host.take(), [Call::Stop(1), interrupted, ok(1), Call::Release(CHANNEL.into())]);
         let state = s.speech_state(t0);
         crate::schema_check::assert_valid(3, "context/SpeechState.json", &state);
         assert_eq!(state, json!({"token": "t1", "offsetInMilliseconds": 700, "playerActivity": "INTERRUPTED"}));
@@ -491,7 +400,7 @@ mod tests {
 
     #[test]
     fn a_late_none_from_an_earlier_release_does_not_interrupt_the_next_speak() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)), Instant::now());
         let mut s = playing(&host, t0);
         // Barge-in: speech 1 is cancelled and the channel released; the host's NONE for that release is
         // still queued when the new dialog's Speak arrives and asks for the channel again.
@@ -501,12 +410,12 @@ mod tests {
         s.on_focus(&host, FocusState::None, t0).unwrap();
         assert!(host.take().is_empty(), "the stale NONE must not interrupt speech 2");
         s.on_focus(&host, FocusState::Foreground, t0).unwrap();
-        assert_eq!(host.take(), [Call::Play("cid:a2".into())]);
+        assert_eq!(host.take(), [Call::Play("cid:a2".into(), json!({}))]);
     }
 
     #[test]
     fn losing_the_foreground_interrupts_and_fails_the_directive() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)), Instant::now());
         let mut s = playing(&host, t0);
         s.on_focus(&host, FocusState::Background, t0 + Duration::from_millis(200)).unwrap();
         let calls = host.take();
@@ -517,65 +426,68 @@ mod tests {
 
     #[test]
     fn a_playback_failure_fails_the_speak_and_the_queued_ones() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)), Instant::now());
         let mut s = playing(&host, t0);
         s.speak(&host, speech(2), PlayBehavior::Enqueue, t0).unwrap();
         s.on_media(&host, 1, "failed", 10, Some("bad mp3".into()), t0).unwrap();
         let failed = |n: u32| Call::Complete(format!("m{n}"), Err("bad mp3".into()));
-        assert_eq!(host.take(), [failed(2), failed(1), Call::Release]);
+        assert_eq!(host.take(), [failed(2), failed(1), Call::Release(CHANNEL.into())]);
         assert_eq!(s.speech_state(t0)["playerActivity"], "INTERRUPTED");
     }
 
     #[test]
     fn enqueued_speech_plays_in_order_without_giving_up_the_channel() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)), Instant::now());
         let mut s = playing(&host, t0);
         s.speak(&host, speech(2), PlayBehavior::Enqueue, t0).unwrap();
         assert!(host.take().is_empty(), "queued behind the current one");
         s.on_media(&host, 1, "finished", 0, None, t0).unwrap();
-        assert_eq!(host.take(), [event("SpeechFinished", json!({"token": "t1"})), ok(1), Call::Play("cid:a2".into())]);
+        assert_eq!(
+            host.take(),
+            [event("SpeechFinished", json!({"token": "t1"})), ok(1), Call::Play("cid:a2".into(), json!({}))]
+        );
         s.on_media(&host, 2, "started", 0, None, t0).unwrap();
         s.on_media(&host, 2, "finished", 0, None, t0).unwrap();
-        assert_eq!(host.take().last(), Some(&Call::Release));
+        assert_eq!(host.take().last(), Some(&Call::Release(CHANNEL.into())));
     }
 
     #[test]
     fn replace_enqueued_drops_the_queue_but_not_the_current_speech() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)), Instant::now());
         let mut s = playing(&host, t0);
         s.speak(&host, speech(2), PlayBehavior::Enqueue, t0).unwrap();
         s.speak(&host, speech(3), PlayBehavior::ReplaceEnqueued, t0).unwrap();
         assert_eq!(host.take(), [ok(2)], "the replaced Speak completes without playing");
         s.on_media(&host, 1, "finished", 0, None, t0).unwrap();
-        assert_eq!(host.take().last(), Some(&Call::Play("cid:a3".into())));
+        assert_eq!(host.take().last(), Some(&Call::Play("cid:a3".into(), json!({}))));
     }
 
     #[test]
     fn replace_all_interrupts_the_current_speech_and_plays_the_new_one() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)), Instant::now());
         let mut s = playing(&host, t0);
         s.speak(&host, speech(2), PlayBehavior::Enqueue, t0).unwrap();
         s.speak(&host, speech(3), PlayBehavior::ReplaceAll, t0 + Duration::from_millis(50)).unwrap();
         let interrupted = event("SpeechInterrupted", json!({"token": "t1", "offsetInMilliseconds": 50}));
-        assert_eq!(host.take(), [ok(2), Call::Stop(1), interrupted, ok(1), Call::Play("cid:a3".into())]);
+        assert_eq!(host.take(), [ok(2), Call::Stop(1), interrupted, ok(1), Call::Play("cid:a3".into(), json!({}))]);
     }
 
     #[test]
     fn a_speak_cancelled_before_it_started_sends_no_event() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)), Instant::now());
         let mut s = Synthesizer::new(3);
         s.speak(&host, speech(1), PlayBehavior::ReplaceAll, t0).unwrap();
         s.on_focus(&host, FocusState::Foreground, t0).unwrap();
         host.take();
         s.cancel(&host, "m1", t0).unwrap();
-        assert_eq!(host.take(), [Call::Stop(1), ok(1), Call::Release]);
+        assert_eq!(host.take(), [Call::Stop(1), ok(1), Call::Release(CHANNEL.into())]);
         s.on_media(&host, 1, "started", 0, None, t0).unwrap();
         assert!(host.take().is_empty(), "a start after the cancel is ignored");
     }
 
     #[test]
     fn a_refused_focus_fails_the_speak() {
-        let (host, t0) = (FakeHost { refuse_focus: true, ..FakeHost::default() }, Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)).refusing_focus(), Instant::now());
         let mut s = Synthesizer::new(3);
         s.speak(&host, speech(1), PlayBehavior::ReplaceAll, t0).unwrap();
         let calls = host.take();
@@ -584,12 +496,12 @@ mod tests {
 
     #[test]
     fn a_focus_granted_after_everything_was_cancelled_is_given_back() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(3)), Instant::now());
         let mut s = Synthesizer::new(3);
         s.speak(&host, speech(1), PlayBehavior::ReplaceAll, t0).unwrap();
         s.cancel(&host, "m1", t0).unwrap();
         host.take();
         s.on_focus(&host, FocusState::Foreground, t0).unwrap();
-        assert_eq!(host.take(), [Call::Release]);
+        assert_eq!(host.take(), [Call::Release(CHANNEL.into())]);
     }
 }

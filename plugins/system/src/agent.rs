@@ -1,35 +1,12 @@
-//! System 1.x as a state machine over [`SystemHost`]: the hourly inactivity report, software info, and
+//! System 1.x as a state machine over [`HostApi`]: the hourly inactivity report, software info, and
 //! the connection-level directives that only reach a plugin if the core did not intercept them.
 
 use std::time::Instant;
 
-use avs_plugin_sdk::{Host, LogLevel, PluginError};
+use avs_plugin_sdk::{HostApi, LogLevel, PluginError};
 use serde_json::{json, Value};
 
 use crate::inactivity::{InactivityClock, REPORT_PERIOD};
-
-/// What System needs from the host.
-pub trait SystemHost {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError>;
-    fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64;
-    fn cancel_timer(&self, timer: u64);
-    fn log(&self, level: LogLevel, message: &str);
-}
-
-impl SystemHost for Host {
-    fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-        Host::send_event(self, name, payload).map(drop)
-    }
-    fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64 {
-        Host::start_timer(self, delay_ms, period_ms)
-    }
-    fn cancel_timer(&self, timer: u64) {
-        Host::cancel_timer(self, timer)
-    }
-    fn log(&self, level: LogLevel, message: &str) {
-        Host::log(self, level, message)
-    }
-}
 
 /// SoftwareInfo's firmwareVersion: a positive 32-bit signed integer, written as a string.
 pub fn valid_firmware_version(version: &str) -> bool {
@@ -51,12 +28,12 @@ impl SystemAgent {
         SystemAgent { minor, clock: InactivityClock::new(now), report_timer: None, firmware_version: None }
     }
 
-    pub fn start(&mut self, host: &impl SystemHost) {
+    pub fn start(&mut self, host: &impl HostApi) {
         let period = REPORT_PERIOD.as_millis() as u64;
         self.report_timer = Some(host.start_timer(period, period));
     }
 
-    pub fn stop(&mut self, host: &impl SystemHost) {
+    pub fn stop(&mut self, host: &impl HostApi) {
         if let Some(timer) = self.report_timer.take() {
             host.cancel_timer(timer);
         }
@@ -66,11 +43,11 @@ impl SystemAgent {
         self.clock.reset(now);
     }
 
-    pub fn on_timer(&mut self, host: &impl SystemHost, timer: u64, now: Instant) -> Result<(), PluginError> {
+    pub fn on_timer(&mut self, host: &impl HostApi, timer: u64, now: Instant) -> Result<(), PluginError> {
         if Some(timer) != self.report_timer {
             return Ok(());
         }
-        host.send_event("UserInactivityReport", &self.clock.report(now))
+        host.send_event("UserInactivityReport", &self.clock.report(now)).map(drop)
     }
 
     pub fn device_info(&mut self, firmware_version: &str) -> Result<(), PluginError> {
@@ -83,7 +60,7 @@ impl SystemAgent {
         Ok(())
     }
 
-    pub fn handle_directive(&mut self, host: &impl SystemHost, name: &str, now: Instant) -> Result<(), PluginError> {
+    pub fn handle_directive(&mut self, host: &impl HostApi, name: &str, now: Instant) -> Result<(), PluginError> {
         match name {
             "ResetUserInactivity" => self.clock.reset(now),
             "ReportSoftwareInfo" if self.minor >= 1 => {
@@ -118,36 +95,12 @@ impl SystemAgent {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::time::Duration;
 
+    use avs_plugin_sdk::testing::{Call, FakeHost};
+
     use super::*;
-
-    #[derive(Default)]
-    struct FakeHost {
-        events: RefCell<Vec<(String, Value)>>,
-        timers: RefCell<Vec<(u64, u64)>>,
-        cancelled: RefCell<Vec<u64>>,
-        logs: RefCell<Vec<String>>,
-    }
-
-    impl SystemHost for FakeHost {
-        fn send_event(&self, name: &str, payload: &Value) -> Result<(), PluginError> {
-            crate::schema_check::assert_valid(1, &format!("events/{name}.json"), payload);
-            self.events.borrow_mut().push((name.into(), payload.clone()));
-            Ok(())
-        }
-        fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64 {
-            self.timers.borrow_mut().push((delay_ms, period_ms));
-            41 + self.timers.borrow().len() as u64
-        }
-        fn cancel_timer(&self, timer: u64) {
-            self.cancelled.borrow_mut().push(timer);
-        }
-        fn log(&self, _level: LogLevel, message: &str) {
-            self.logs.borrow_mut().push(message.into());
-        }
-    }
+    use crate::schema_check::schemas;
 
     #[test]
     fn firmware_versions_must_be_positive_32_bit_integers() {
@@ -160,58 +113,58 @@ mod tests {
 
     #[test]
     fn the_hourly_timer_reports_seconds_since_the_last_activity() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(1)), Instant::now());
         let mut system = SystemAgent::new(1, t0);
         system.start(&host);
-        assert_eq!(host.timers.borrow().as_slice(), [(3_600_000, 3_600_000)]);
+        assert_eq!(host.calls(), [Call::Timer(3_600_000, 3_600_000)]);
         system.user_activity(t0 + Duration::from_secs(100));
-        system.on_timer(&host, 42, t0 + Duration::from_secs(3600)).unwrap();
+        system.on_timer(&host, host.last_timer(), t0 + Duration::from_secs(3600)).unwrap();
         system.on_timer(&host, 7, t0 + Duration::from_secs(3600)).unwrap();
-        let events = host.events.borrow();
+        let events = host.events();
         assert_eq!(events.as_slice(), [("UserInactivityReport".into(), json!({"inactiveTimeInSeconds": 3500}))]);
     }
 
     #[test]
     fn reset_user_inactivity_restarts_the_clock() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(1)), Instant::now());
         let mut system = SystemAgent::new(1, t0);
         system.start(&host);
         system.handle_directive(&host, "ResetUserInactivity", t0 + Duration::from_secs(3000)).unwrap();
-        system.on_timer(&host, 42, t0 + Duration::from_secs(3600)).unwrap();
-        assert_eq!(host.events.borrow()[0].1, json!({"inactiveTimeInSeconds": 600}));
+        system.on_timer(&host, host.last_timer(), t0 + Duration::from_secs(3600)).unwrap();
+        assert_eq!(host.events()[0].1, json!({"inactiveTimeInSeconds": 600}));
     }
 
     #[test]
     fn report_software_info_sends_the_device_firmware_version() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(1)), Instant::now());
         let mut system = SystemAgent::new(1, t0);
         assert!(system.handle_directive(&host, "ReportSoftwareInfo", t0).is_err(), "no version known yet");
         assert!(system.device_info("1.0.3").is_err());
         system.device_info("42").unwrap();
         system.handle_directive(&host, "ReportSoftwareInfo", t0).unwrap();
-        assert_eq!(host.events.borrow().as_slice(), [("SoftwareInfo".into(), json!({"firmwareVersion": "42"}))]);
+        assert_eq!(host.events().as_slice(), [("SoftwareInfo".into(), json!({"firmwareVersion": "42"}))]);
     }
 
     #[test]
     fn system_1_0_has_no_software_info() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(1)), Instant::now());
         let mut system = SystemAgent::new(0, t0);
         system.device_info("42").unwrap();
         assert_eq!(
             system.handle_directive(&host, "ReportSoftwareInfo", t0),
             Err(PluginError::unsupported("System 1.0 has no directive ReportSoftwareInfo"))
         );
-        assert!(host.events.borrow().is_empty());
+        assert!(host.events().is_empty());
     }
 
     #[test]
     fn connection_directives_are_logged_and_unknown_ones_refused() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(1)), Instant::now());
         let mut system = SystemAgent::new(1, t0);
         system.handle_directive(&host, "SetEndpoint", t0).unwrap();
         system.handle_directive(&host, "RevokeAuthorization", t0).unwrap();
-        assert_eq!(host.logs.borrow().len(), 2);
-        assert!(host.events.borrow().is_empty());
+        assert_eq!(host.logs(LogLevel::Warn).len(), 2);
+        assert!(host.events().is_empty());
         assert_eq!(
             system.handle_directive(&host, "Reboot", t0),
             Err(PluginError::unsupported("System 1.1 has no directive Reboot"))
@@ -220,12 +173,13 @@ mod tests {
 
     #[test]
     fn stop_cancels_the_report_timer_once() {
-        let (host, t0) = (FakeHost::default(), Instant::now());
+        let (host, t0) = (FakeHost::new(schemas(1)), Instant::now());
         let mut system = SystemAgent::new(1, t0);
         system.start(&host);
+        host.take();
         system.stop(&host);
         system.stop(&host);
-        assert_eq!(host.cancelled.borrow().as_slice(), [42]);
+        assert_eq!(host.take(), [Call::CancelTimer(host.last_timer())]);
     }
 
     #[test]

@@ -16,32 +16,9 @@ use avs_plugin_sdk::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use screen::{Card, Screen, ScreenHost, CHANNEL};
+use screen::{Card, Screen, CHANNEL};
 
 const INTERFACE: &str = "TemplateRuntime";
-const DISPLAY: &str = "display";
-
-impl ScreenHost for Host {
-    fn show(&self, card: &Card) -> Result<(), PluginError> {
-        let request = json!({"op": "show", "token": card.token, "text": card.text, "card": card.card});
-        self.request(DISPLAY, &request).map(drop)
-    }
-    fn clear(&self, token: &str) -> Result<(), PluginError> {
-        self.request(DISPLAY, &json!({"op": "clear", "token": token})).map(drop)
-    }
-    fn start_timer(&self, delay_ms: u64) -> u64 {
-        Host::start_timer(self, delay_ms, 0)
-    }
-    fn cancel_timer(&self, timer: u64) {
-        Host::cancel_timer(self, timer)
-    }
-    fn acquire_visual(&self) -> Result<(), PluginError> {
-        self.acquire_focus(CHANNEL)
-    }
-    fn release_visual(&self) {
-        self.release_focus(CHANNEL)
-    }
-}
 
 /// The `focus.changed` host event.
 #[derive(Deserialize)]

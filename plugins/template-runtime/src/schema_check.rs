@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-const SCHEMAS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/TemplateRuntime/1.2");
+pub const SCHEMAS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/TemplateRuntime/1.2");
 
 pub fn assert_valid(relative: &str, payload: &Value) {
     avs_plugin_sdk::testing::assert_valid(SCHEMAS, relative, payload)

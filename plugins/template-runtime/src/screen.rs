@@ -4,10 +4,13 @@
 //! does (TTS_FINISHED_TIMEOUT_MS, AUDIO_FINISHED_TIMEOUT_MS). The Visual channel is held while a card is
 //! shown, so that VisualActivityTracker reports it.
 
-use avs_plugin_sdk::{FocusState, PluginError};
-use serde_json::Value;
+use avs_plugin_sdk::{FocusState, HostApi, PluginError};
+use serde_json::{json, Value};
 
 pub const CHANNEL: &str = "Visual";
+
+/// The host's device service that shows cards.
+const DISPLAY: &str = "display";
 
 /// How long a card stays once its channel is idle: the AVS Device SDK's TemplateRuntime clears a card 2000 ms
 /// after its speech or its audio finished (CapabilityAgents/TemplateRuntime/src/TemplateRuntime.cpp).
@@ -37,14 +40,15 @@ impl Kind {
     }
 }
 
-/// What the screen needs from the host.
-pub trait ScreenHost {
-    fn show(&self, card: &Card) -> Result<(), PluginError>;
-    fn clear(&self, token: &str) -> Result<(), PluginError>;
-    fn start_timer(&self, delay_ms: u64) -> u64;
-    fn cancel_timer(&self, timer: u64);
-    fn acquire_visual(&self) -> Result<(), PluginError>;
-    fn release_visual(&self);
+impl Card {
+    fn show(&self, host: &impl HostApi) -> Result<(), PluginError> {
+        let request = json!({"op": "show", "token": self.token, "text": self.text, "card": self.card});
+        host.request(DISPLAY, &request).map(drop)
+    }
+}
+
+fn clear(host: &impl HostApi, token: &str) -> Result<(), PluginError> {
+    host.request(DISPLAY, &json!({"op": "clear", "token": token})).map(drop)
 }
 
 /// The Visual channel as this plugin holds it.
@@ -93,23 +97,18 @@ impl Screen {
         }
     }
 
-    pub fn show_template(&mut self, host: &impl ScreenHost, card: Card) -> Result<(), PluginError> {
+    pub fn show_template(&mut self, host: &impl HostApi, card: Card) -> Result<(), PluginError> {
         self.show(host, card, Kind::Template)
     }
 
     /// A RenderPlayerInfo: it replaces the one kept (another item's, or an update of the same item's).
-    pub fn show_player_info(&mut self, host: &impl ScreenHost, card: Card) -> Result<(), PluginError> {
+    pub fn show_player_info(&mut self, host: &impl HostApi, card: Card) -> Result<(), PluginError> {
         self.now_playing = Some(card.clone());
         self.show(host, card, Kind::PlayerInfo)
     }
 
     /// An audio channel came into use or went idle (`focus.changed`).
-    pub fn on_channel_activity(
-        &mut self,
-        host: &impl ScreenHost,
-        channel: &str,
-        busy: bool,
-    ) -> Result<(), PluginError> {
+    pub fn on_channel_activity(&mut self, host: &impl HostApi, channel: &str, busy: bool) -> Result<(), PluginError> {
         match channel {
             "Dialog" => self.dialog_busy = busy,
             "Content" => self.content_busy = busy,
@@ -134,7 +133,7 @@ impl Screen {
         }
     }
 
-    pub fn on_timer(&mut self, host: &impl ScreenHost, timer: u64) -> Result<(), PluginError> {
+    pub fn on_timer(&mut self, host: &impl HostApi, timer: u64) -> Result<(), PluginError> {
         if self.shown.as_ref().and_then(|s| s.timer) != Some(timer) {
             return Ok(()); // the timer of a card replaced meanwhile
         }
@@ -145,10 +144,10 @@ impl Screen {
             }
         }
         self.release(host);
-        host.clear(&shown.token)
+        clear(host, &shown.token)
     }
 
-    pub fn on_visual_focus(&mut self, host: &impl ScreenHost, focus: FocusState) -> Result<(), PluginError> {
+    pub fn on_visual_focus(&mut self, host: &impl HostApi, focus: FocusState) -> Result<(), PluginError> {
         match (self.visual, focus) {
             (Visual::Requested, FocusState::Foreground | FocusState::Background) => self.visual = Visual::Held,
             (Visual::Requested, FocusState::None) | (Visual::Held, FocusState::Foreground | FocusState::Background) => {
@@ -160,37 +159,37 @@ impl Screen {
                     if let Some(timer) = shown.timer {
                         host.cancel_timer(timer);
                     }
-                    host.clear(&shown.token)?;
+                    clear(host, &shown.token)?;
                 }
             }
             // Granted after the card was cleared: give it back.
-            (Visual::Idle, FocusState::Foreground | FocusState::Background) => host.release_visual(),
+            (Visual::Idle, FocusState::Foreground | FocusState::Background) => host.release_focus(CHANNEL),
             (Visual::Idle, FocusState::None) => {}
         }
         Ok(())
     }
 
     /// Clears the screen (shutdown).
-    pub fn clear(&mut self, host: &impl ScreenHost) -> Result<(), PluginError> {
+    pub fn clear(&mut self, host: &impl HostApi) -> Result<(), PluginError> {
         self.release(host);
         match self.shown.take() {
             Some(shown) => {
                 if let Some(timer) = shown.timer {
                     host.cancel_timer(timer);
                 }
-                host.clear(&shown.token)
+                clear(host, &shown.token)
             }
             None => Ok(()),
         }
     }
 
-    fn show(&mut self, host: &impl ScreenHost, card: Card, kind: Kind) -> Result<(), PluginError> {
+    fn show(&mut self, host: &impl HostApi, card: Card, kind: Kind) -> Result<(), PluginError> {
         let acquired = self.visual == Visual::Idle;
         if acquired {
-            host.acquire_visual()?;
+            host.acquire_focus(CHANNEL)?;
             self.visual = Visual::Requested;
         }
-        if let Err(e) = host.show(&card) {
+        if let Err(e) = card.show(host) {
             if acquired {
                 self.release(host);
             }
@@ -205,7 +204,7 @@ impl Screen {
     }
 
     /// Starts the shown card's timer if its channel is idle.
-    fn arm(&mut self, host: &impl ScreenHost) {
+    fn arm(&mut self, host: &impl HostApi) {
         let (dialog_busy, content_busy) = (self.dialog_busy, self.content_busy);
         if let Some(shown) = &mut self.shown {
             let busy = match shown.kind {
@@ -213,14 +212,14 @@ impl Screen {
                 Kind::PlayerInfo => content_busy,
             };
             if !busy && shown.timer.is_none() {
-                shown.timer = Some(host.start_timer(self.timeout_ms));
+                shown.timer = Some(host.start_timer(self.timeout_ms, 0));
             }
         }
     }
 
-    fn release(&mut self, host: &impl ScreenHost) {
+    fn release(&mut self, host: &impl HostApi) {
         if self.visual != Visual::Idle {
-            host.release_visual();
+            host.release_focus(CHANNEL);
             self.visual = Visual::Idle;
         }
     }
@@ -228,142 +227,100 @@ impl Screen {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::{Cell, RefCell};
-
     use serde_json::json;
 
+    use avs_plugin_sdk::testing::{Call, FakeHost};
+
     use super::*;
-
-    #[derive(Debug, PartialEq, Eq)]
-    enum Call {
-        Show(String),
-        Clear(String),
-        Timer(u64, u64),
-        Cancel(u64),
-        Acquire,
-        Release,
-    }
-
-    #[derive(Default)]
-    struct FakeHost {
-        calls: RefCell<Vec<Call>>,
-        timers: Cell<u64>,
-        refuse_show: bool,
-    }
-
-    impl FakeHost {
-        fn take(&self) -> Vec<Call> {
-            std::mem::take(&mut *self.calls.borrow_mut())
-        }
-    }
-
-    impl ScreenHost for FakeHost {
-        fn show(&self, card: &Card) -> Result<(), PluginError> {
-            if self.refuse_show {
-                return Err(PluginError::internal("display: no screen"));
-            }
-            self.calls.borrow_mut().push(Call::Show(card.token.clone()));
-            Ok(())
-        }
-        fn clear(&self, token: &str) -> Result<(), PluginError> {
-            self.calls.borrow_mut().push(Call::Clear(token.into()));
-            Ok(())
-        }
-        fn start_timer(&self, delay_ms: u64) -> u64 {
-            self.timers.set(self.timers.get() + 1);
-            self.calls.borrow_mut().push(Call::Timer(self.timers.get(), delay_ms));
-            self.timers.get()
-        }
-        fn cancel_timer(&self, timer: u64) {
-            self.calls.borrow_mut().push(Call::Cancel(timer));
-        }
-        fn acquire_visual(&self) -> Result<(), PluginError> {
-            self.calls.borrow_mut().push(Call::Acquire);
-            Ok(())
-        }
-        fn release_visual(&self) {
-            self.calls.borrow_mut().push(Call::Release);
-        }
-    }
+    use crate::schema_check::SCHEMAS;
 
     fn card(token: &str) -> Card {
         Card { token: token.into(), text: format!("[{token}]"), card: json!({}) }
+    }
+
+    /// The display request that shows `card(token)`.
+    fn show(token: &str) -> Call {
+        Call::Request(DISPLAY.into(), json!({"op": "show", "token": token, "text": format!("[{token}]"), "card": {}}))
+    }
+
+    fn clear(token: &str) -> Call {
+        Call::Request(DISPLAY.into(), json!({"op": "clear", "token": token}))
     }
 
     const T: u64 = 500;
 
     #[test]
     fn a_template_stays_while_alexa_speaks_and_goes_a_fixed_time_after() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut screen = Screen::new(T);
         screen.on_channel_activity(&host, "Dialog", true).unwrap();
         screen.show_template(&host, card("a")).unwrap();
-        assert_eq!(host.take(), [Call::Acquire, Call::Show("a".into())], "no timer while the dialog is busy");
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into()), show("a")], "no timer while the dialog is busy");
         screen.on_visual_focus(&host, FocusState::Foreground).unwrap();
         screen.on_channel_activity(&host, "Content", false).unwrap();
         assert!(host.take().is_empty(), "other channels do not matter to a template");
         screen.on_channel_activity(&host, "Dialog", false).unwrap();
-        assert_eq!(host.take(), [Call::Timer(1, T)]);
+        assert_eq!(host.take(), [Call::Timer(T, 0)]);
         screen.on_timer(&host, 1).unwrap();
-        assert_eq!(host.take(), [Call::Release, Call::Clear("a".into())]);
+        assert_eq!(host.take(), [Call::Release(CHANNEL.into()), clear("a")]);
     }
 
     #[test]
     fn speech_starting_again_stops_the_clock() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut screen = Screen::new(T);
         screen.show_template(&host, card("a")).unwrap();
-        assert_eq!(host.take(), [Call::Acquire, Call::Show("a".into()), Call::Timer(1, T)], "dialog already idle");
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into()), show("a"), Call::Timer(T, 0)], "dialog already idle");
         screen.on_channel_activity(&host, "Dialog", true).unwrap();
-        assert_eq!(host.take(), [Call::Cancel(1)]);
+        assert_eq!(host.take(), [Call::CancelTimer(1)]);
         screen.on_timer(&host, 1).unwrap();
         assert!(host.take().is_empty(), "a cancelled timer that fired anyway changes nothing");
         screen.on_channel_activity(&host, "Dialog", false).unwrap();
-        assert_eq!(host.take(), [Call::Timer(2, T)]);
+        assert_eq!(host.take(), [Call::Timer(T, 0)]);
     }
 
     #[test]
     fn a_newer_card_replaces_the_older_and_cancels_its_timer() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut screen = Screen::new(T);
         screen.show_template(&host, card("a")).unwrap();
         screen.on_visual_focus(&host, FocusState::Foreground).unwrap();
         host.take();
         screen.show_template(&host, card("b")).unwrap();
-        assert_eq!(host.take(), [Call::Show("b".into()), Call::Cancel(1), Call::Timer(2, T)], "the channel is kept");
+        assert_eq!(host.take(), [show("b"), Call::CancelTimer(1), Call::Timer(T, 0)], "the channel is kept");
         screen.on_timer(&host, 1).unwrap();
         assert!(host.take().is_empty(), "the old card's late timer does not clear the new one");
         screen.on_timer(&host, 2).unwrap();
-        assert_eq!(host.take(), [Call::Release, Call::Clear("b".into())]);
+        assert_eq!(host.take(), [Call::Release(CHANNEL.into()), clear("b")]);
     }
 
     #[test]
     fn now_playing_stays_while_content_plays_and_comes_back_after_a_template() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut screen = Screen::new(T);
         screen.on_channel_activity(&host, "Content", true).unwrap();
         screen.show_player_info(&host, card("item-1")).unwrap();
         screen.on_visual_focus(&host, FocusState::Foreground).unwrap();
-        assert_eq!(host.take(), [Call::Acquire, Call::Show("item-1".into())]);
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into()), show("item-1")]);
 
         screen.on_channel_activity(&host, "Dialog", true).unwrap();
         screen.show_template(&host, card("weather")).unwrap();
         screen.on_channel_activity(&host, "Dialog", false).unwrap();
-        assert_eq!(host.take(), [Call::Show("weather".into()), Call::Timer(1, T)]);
+        assert_eq!(host.take(), [show("weather"), Call::Timer(T, 0)]);
         screen.on_timer(&host, 1).unwrap();
-        assert_eq!(host.take(), [Call::Show("item-1".into())], "music still plays: its card returns, no timer");
+        assert_eq!(host.take(), [show("item-1")], "music still plays: its card returns, no timer");
 
         screen.on_channel_activity(&host, "Content", false).unwrap();
-        assert_eq!(host.take(), [Call::Timer(2, T)]);
+        assert_eq!(host.take(), [Call::Timer(T, 0)]);
         screen.on_timer(&host, 2).unwrap();
-        assert_eq!(host.take(), [Call::Release, Call::Clear("item-1".into())]);
+        assert_eq!(host.take(), [Call::Release(CHANNEL.into()), clear("item-1")]);
         screen.on_channel_activity(&host, "Content", true).unwrap();
-        assert_eq!(host.take(), [Call::Acquire, Call::Show("item-1".into())], "playback resumed: shown again");
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into()), show("item-1")], "playback resumed: shown again");
     }
 
     #[test]
     fn a_player_info_for_another_item_replaces_the_kept_one() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut screen = Screen::new(T);
         screen.on_channel_activity(&host, "Content", true).unwrap();
         screen.show_player_info(&host, card("item-1")).unwrap();
@@ -372,12 +329,12 @@ mod tests {
         screen.on_timer(&host, 1).unwrap();
         host.take();
         screen.on_channel_activity(&host, "Content", true).unwrap();
-        assert_eq!(host.take(), [Call::Acquire, Call::Show("item-2".into())]);
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into()), show("item-2")]);
     }
 
     #[test]
     fn losing_the_visual_channel_clears_the_card_and_a_late_none_after_a_release_does_not() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut screen = Screen::new(T);
         screen.show_template(&host, card("a")).unwrap();
         screen.on_visual_focus(&host, FocusState::Foreground).unwrap();
@@ -388,28 +345,28 @@ mod tests {
         screen.on_visual_focus(&host, FocusState::Foreground).unwrap();
         assert!(host.take().is_empty(), "b stays");
         screen.on_visual_focus(&host, FocusState::None).unwrap();
-        assert_eq!(host.take(), [Call::Cancel(2), Call::Clear("b".into())]);
+        assert_eq!(host.take(), [Call::CancelTimer(2), clear("b")]);
         screen.on_visual_focus(&host, FocusState::Foreground).unwrap();
-        assert_eq!(host.take(), [Call::Release], "granted with nothing to show: given back");
+        assert_eq!(host.take(), [Call::Release(CHANNEL.into())], "granted with nothing to show: given back");
     }
 
     #[test]
     fn a_card_the_display_refuses_leaves_no_trace() {
-        let host = FakeHost { refuse_show: true, ..FakeHost::default() };
+        let host = FakeHost::new(SCHEMAS).answering(DISPLAY, Err(PluginError::internal("display: no screen")));
         let mut screen = Screen::new(T);
         assert!(screen.show_template(&host, card("a")).is_err());
-        assert_eq!(host.take(), [Call::Acquire, Call::Release]);
+        assert_eq!(host.take(), [Call::Acquire(CHANNEL.into()), Call::Release(CHANNEL.into())]);
         assert!(screen.shown.is_none());
     }
 
     #[test]
     fn clear_takes_the_card_and_the_channel_away() {
-        let host = FakeHost::default();
+        let host = FakeHost::new(SCHEMAS);
         let mut screen = Screen::new(T);
         screen.show_template(&host, card("a")).unwrap();
         host.take();
         screen.clear(&host).unwrap();
-        assert_eq!(host.take(), [Call::Release, Call::Cancel(1), Call::Clear("a".into())]);
+        assert_eq!(host.take(), [Call::Release(CHANNEL.into()), Call::CancelTimer(1), clear("a")]);
         screen.clear(&host).unwrap();
         assert!(host.take().is_empty());
     }
