@@ -19,6 +19,8 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Run avs-sim, the local AVS-compatible cloud, standalone.
     Sim(cli::sim::SimArgs),
+    /// Measure directive throughput against avs-sim, next to the transport and work ceilings; or memory (--footprint).
+    Bench(Box<cli::bench::BenchArgs>),
     /// Control a running runtime: status, plugins, live swap and rollback.
     Ctl(cli::ctl::CtlArgs),
     /// Inspect plugin libraries.
@@ -28,7 +30,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    cli::init_logging(matches!(cli.command, Command::Demo(_) | Command::Ctl(_)));
+    cli::init_logging(matches!(cli.command, Command::Demo(_) | Command::Ctl(_) | Command::Bench(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -43,6 +45,7 @@ fn main() -> std::process::ExitCode {
             Command::Sim(args) => cli::sim::run(args).await,
             Command::Plugin(command) => cli::plugin::run(command),
             Command::Ctl(args) => cli::ctl::run(args).await,
+            Command::Bench(args) => cli::bench::run(*args).await,
         }
     });
     match result {

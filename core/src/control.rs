@@ -88,7 +88,7 @@ async fn answer(request: Request, plugins: &PluginHost, display: &Display) -> Va
         Request::Status => Ok(json!({
             "interfaces": plugins.describe(),
             "mappedImages": plugins.mapped_images(),
-            "rssKib": rss_kib(),
+            "rssKib": crate::process::rss_bytes() / 1024,
         })),
         Request::Plugins => Ok(json!({"interfaces": plugins.describe()})),
         Request::Swap { interface, path } => plugins
@@ -119,13 +119,4 @@ async fn answer(request: Request, plugins: &PluginHost, display: &Display) -> Va
         }
         Err(e) => json!({"ok": false, "error": e.to_string()}),
     }
-}
-
-/// The process's resident set size in KiB.
-pub fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

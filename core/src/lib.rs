@@ -15,6 +15,7 @@ pub mod media;
 pub mod multipart;
 pub mod observe;
 pub mod plugins;
+pub mod process;
 pub mod protocol;
 pub mod runtime;
 pub mod schema;

@@ -2,6 +2,8 @@
 //! by hand: push a directive, read what was received, approve a code. It needs no token: the sim
 //! listens on loopback and these paths are not AVS's.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::RecvStream;
@@ -9,6 +11,7 @@ use http::{Request, StatusCode};
 use serde_json::{json, Value};
 
 use crate::downchannel::directive_parts;
+use crate::load::LoadSpec;
 use crate::scenarios::Scenario;
 use crate::state::{DownchannelMessage, Shared};
 use crate::wire::{read_body, reply_json};
@@ -42,6 +45,22 @@ pub(crate) async fn route(
             let parts = directive_parts(&directive, &[]);
             let delivered = shared.broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()));
             reply_json(respond, StatusCode::OK, &json!({ "downchannels": delivered }))
+        }
+        ("POST", "/admin/load") => {
+            let body = match read_body(&mut request.into_body(), MAX_DIRECTIVE_BYTES).await {
+                Ok(body) => body,
+                Err(e) => return e.reply(respond),
+            };
+            match serde_json::from_slice::<LoadSpec>(&body)
+                .map_err(|e| e.to_string())
+                .and_then(|s| s.check().map(|_| s))
+            {
+                Ok(spec) => {
+                    let delivered = shared.broadcast_downchannel(|| DownchannelMessage::Load(Arc::new(spec.clone())));
+                    reply_json(respond, StatusCode::OK, &json!({ "downchannels": delivered }))
+                }
+                Err(e) => reply_json(respond, StatusCode::BAD_REQUEST, &json!({"error": format!("load spec: {e}")})),
+            }
         }
         ("POST", "/admin/scenario") => {
             let name = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "name").map(|(_, v)| v.into_owned());

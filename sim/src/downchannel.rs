@@ -41,6 +41,7 @@ pub(crate) async fn open(
         tokio::select! {
             message = messages.recv() => match message {
                 Some(DownchannelMessage::Data(bytes)) => stream.send_data(bytes, false)?,
+                Some(DownchannelMessage::Load(spec)) => crate::load::stream(&spec, &mut stream).await?,
                 Some(DownchannelMessage::End) | None => return stream.send_data(Bytes::new(), true),
             },
             // The client gave up on the stream: stop holding it (and stop counting it as open).

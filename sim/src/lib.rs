@@ -11,6 +11,7 @@ mod cert;
 mod dialog;
 mod downchannel;
 mod events;
+pub mod load;
 mod lwa;
 mod media;
 mod routes;
@@ -186,6 +187,13 @@ impl SimHandle {
     pub fn push_directive(&self, directive: Value, attachments: Vec<(String, Bytes)>) -> usize {
         let parts = downchannel::directive_parts(&directive, &attachments);
         self.shared().broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()))
+    }
+
+    /// Starts a load generator run on every open downchannel; returns how many got it. Each one writes
+    /// the run as fast as its device reads (or at the spec's rate).
+    pub fn push_load(&self, spec: load::LoadSpec) -> usize {
+        let spec = Arc::new(spec);
+        self.shared().broadcast_downchannel(|| DownchannelMessage::Load(spec.clone()))
     }
 
     /// Pushes raw bytes on every open downchannel (fault injection: malformed multipart).

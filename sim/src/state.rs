@@ -22,6 +22,8 @@ pub(crate) struct Recorded {
 
 pub(crate) enum DownchannelMessage {
     Data(Bytes),
+    /// A load generator run, written by the downchannel's task as flow control allows.
+    Load(std::sync::Arc<crate::load::LoadSpec>),
     End,
 }
 

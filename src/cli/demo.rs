@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use avs_core::config::Config;
 use avs_core::observe::{Observer, RuntimeEvent};
 use avs_core::plugins::signature;
+use avs_core::process;
 use avs_core::runtime::{Runtime, RuntimeOptions};
 use avs_core::template::DeviceTemplate;
 use avs_sim::{ReceivedEvent, Sim, SimConfig, SimHandle};
@@ -298,37 +299,17 @@ async fn show_ota(
 
     // Memory per swap, measured apart from the traffic: distinct Speaker artifacts swapped in while idle.
     let speaker = std::fs::read(plugins.join("libavs_speaker.so")).context("reading the Speaker plugin")?;
-    let rss_before = rss_kib();
+    // The sim shares this process, but it does not grow with swaps.
+    let before = process::rss_bytes() / 1024;
     for n in 1..=MEMORY_SWAPS {
-        let build = rebuild(&speaker, data_dir, n, key)?;
+        let build = super::rebuilt_artifact(&speaker, "libavs_speaker", &data_dir.join("ota"), n, key)?;
         runtime.plugins().swap("Speaker", &build).await?;
     }
-    if let (Some(before), Some(after)) = (rss_before, rss_kib()) {
-        step(&format!(
-            "OTA memory: RSS {before} KiB → {after} KiB over {MEMORY_SWAPS} swaps: {} KiB per swap ({} KiB plugin file; old versions stay mapped by design, which makes rollback instant)",
-            after.saturating_sub(before) / MEMORY_SWAPS as u64,
-            speaker.len() / 1024
-        ));
-    }
+    let after = process::rss_bytes() / 1024;
+    step(&format!(
+        "OTA memory: RSS {before} KiB → {after} KiB over {MEMORY_SWAPS} swaps: {} KiB per swap ({} KiB plugin file; old versions stay mapped by design, which makes rollback instant)",
+        after.saturating_sub(before) / MEMORY_SWAPS as u64,
+        speaker.len() / 1024
+    ));
     Ok(())
-}
-
-/// A distinct signed artifact of the same plugin (bytes appended: another file, hash and path).
-fn rebuild(bytes: &[u8], data_dir: &Path, n: usize, key: &Path) -> anyhow::Result<PathBuf> {
-    let path = data_dir.join("ota").join(format!("libavs_speaker-rebuild-{n}.so"));
-    std::fs::create_dir_all(path.parent().unwrap_or(data_dir))?;
-    let mut rebuilt = bytes.to_vec();
-    rebuilt.extend_from_slice(format!("rebuild {n}").as_bytes());
-    std::fs::write(&path, rebuilt)?;
-    signature::sign_file(&path, key)?;
-    Ok(path)
-}
-
-/// This process's resident set size, from /proc (the sim shares the process; it does not grow with swaps).
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -1,5 +1,6 @@
 //! The `avs` subcommands, one module each.
 
+pub mod bench;
 pub mod ctl;
 pub mod demo;
 pub mod plugin;
@@ -36,4 +37,23 @@ pub async fn stop_requested() -> anyhow::Result<()> {
         _ = terminate.recv() => {}
     }
     Ok(())
+}
+
+/// A distinct signed build of a plugin library, as the next release of it would be: the same code with
+/// bytes appended (another file, hash and path), named `<stem>-build-<n>.so` in `dir`. The demo and the
+/// bench swap these in to measure memory per OTA swap.
+pub fn rebuilt_artifact(
+    library: &[u8],
+    stem: &str,
+    dir: &std::path::Path,
+    n: usize,
+    key: &std::path::Path,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{stem}-build-{n}.so"));
+    let mut bytes = library.to_vec();
+    bytes.extend_from_slice(format!("build {n}").as_bytes());
+    std::fs::write(&path, bytes)?;
+    avs_core::plugins::signature::sign_file(&path, key)?;
+    Ok(path)
 }

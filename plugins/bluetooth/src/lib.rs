@@ -12,8 +12,8 @@ mod radio;
 mod schema_check;
 
 use avs_plugin_sdk::{
-    context_entry, Directive, DirectiveSpec, EventOptions, EventSpec, FocusState, Handling, Host, HostApi, HostCell, Interface,
-    LogLevel, Manifest, PluginError,
+    context_entry, Directive, DirectiveSpec, EventOptions, EventSpec, FocusState, Handling, Host, HostApi, HostCell,
+    Interface, LogLevel, Manifest, PluginError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};

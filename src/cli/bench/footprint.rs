@@ -1,0 +1,126 @@
+//! `avs bench --footprint`: resident memory of the device after loading each device template, and
+//! after each of several OTA swaps.
+//!
+//! Each template is measured in a fresh process (`avs bench --footprint-of TEMPLATE`, connected to the
+//! one avs-sim process): libraries are never unloaded, so measuring templates one after the other in
+//! one process would count the earlier ones in the later.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use avs_core::plugins::signature;
+use avs_core::runtime::RuntimeOptions;
+use serde_json::{json, Value};
+
+use super::sim::SimProcess;
+use avs_core::process::rss_bytes;
+
+pub const TEMPLATES: [&str; 3] = ["minimal", "headless-speaker", "screen-device"];
+
+/// What a measuring process needs: the sim and the signed plugins.
+pub struct Setup {
+    pub sim_url: String,
+    pub sim_ca: PathBuf,
+    pub signed_plugins: PathBuf,
+    pub signing_key: PathBuf,
+}
+
+/// Measures every template, each in its own process; OTA swaps in the last (the largest) one.
+pub async fn run(plugin_dir: &Path, swaps: usize, as_json: bool) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir().context("creating a temporary dir")?;
+    let (key, _) = signature::write_key_pair(&temp.path().join("keys"), "plugin-signing")?;
+    let signed = temp.path().join("signed-plugins");
+    signature::copy_and_sign(plugin_dir, &signed, &key)?;
+    let sim = SimProcess::start(&temp.path().join("sim")).await?;
+    let exe = std::env::current_exe()?;
+    let mut measured = Vec::new();
+    for (i, template) in TEMPLATES.iter().enumerate() {
+        let swaps = if i + 1 == TEMPLATES.len() { swaps } else { 0 };
+        let mut command = Command::new(&exe);
+        command
+            .args(["bench", "--footprint-of", template, "--swaps", &swaps.to_string(), "--sim-url", &sim.base_url])
+            .arg("--sim-ca")
+            .arg(&sim.ca)
+            .arg("--signed-plugins")
+            .arg(&signed)
+            .arg("--signing-key")
+            .arg(&key)
+            .env("RUST_LOG", "warn");
+        let output = tokio::task::spawn_blocking(move || command.output()).await??;
+        if !output.status.success() {
+            bail!("measuring {template} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        }
+        let line = String::from_utf8_lossy(&output.stdout);
+        let result: Value = serde_json::from_str(line.trim()).with_context(|| format!("{template}: {line:?}"))?;
+        measured.push(result);
+    }
+    drop(sim);
+    if as_json {
+        println!("{}", json!({"mode": MODE, "templates": measured}));
+        return Ok(());
+    }
+    println!("avs bench --footprint ({MODE})");
+    for m in &measured {
+        println!(
+            "{:<17} {:>2} plugins loaded, connected: RSS {:.1} MiB",
+            m["template"].as_str().unwrap_or("?"),
+            m["plugins"],
+            mib(&m["rss_bytes"])
+        );
+        let swaps = m["swaps"].as_array().cloned().unwrap_or_default();
+        let mut before = m["rss_bytes"].as_u64().unwrap_or(0);
+        for (n, rss) in swaps.iter().enumerate() {
+            let now = rss.as_u64().unwrap_or(0);
+            println!(
+                "{:<17} after OTA swap {} of Speaker: RSS {:.1} MiB ({:+.2} MiB)",
+                "",
+                n + 1,
+                mib(rss),
+                (now as f64 - before as f64) / 1048576.0
+            );
+            before = now;
+        }
+    }
+    println!("(each swap keeps the previous library mapped and parked for an instant rollback, by design)");
+    Ok(())
+}
+
+const MODE: &str = "each template in a fresh device process; avs-sim in another process";
+
+fn mib(bytes: &Value) -> f64 {
+    bytes.as_u64().unwrap_or(0) as f64 / 1048576.0
+}
+
+/// In the measuring process: load `template`, connect, report RSS; then swap Speaker `swaps` times with
+/// distinct rebuilt artifacts and report RSS after each. Prints one JSON line.
+pub async fn measure(template: &str, swaps: usize, setup: &Setup) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir().context("creating a temporary dir")?;
+    let config = super::device_config(
+        &setup.sim_url,
+        &setup.sim_ca,
+        temp.path(),
+        &setup.signed_plugins,
+        &setup.signing_key.with_extension("pub"),
+        template,
+    );
+    let (runtime, _) = super::start_connected(config, RuntimeOptions::default(), 256).await?;
+    let plugins = runtime.plugins().slots().len();
+    let loaded = rss_bytes();
+    let speaker =
+        std::fs::read(setup.signed_plugins.join("libavs_speaker.so")).context("reading the Speaker plugin")?;
+    let mut after_swaps = Vec::new();
+    let mut outcome = Ok(());
+    for n in 1..=swaps {
+        let path = super::super::rebuilt_artifact(&speaker, "libavs_speaker", temp.path(), n, &setup.signing_key)?;
+        if let Err(e) = runtime.plugins().swap("Speaker", &path).await {
+            outcome = Err(anyhow::anyhow!("OTA swap {n}: {e}"));
+            break;
+        }
+        after_swaps.push(rss_bytes());
+    }
+    runtime.shutdown().await;
+    outcome?;
+    println!("{}", json!({"template": template, "plugins": plugins, "rss_bytes": loaded, "swaps": after_swaps}));
+    Ok(())
+}
