@@ -62,6 +62,22 @@ pub struct EventSpec {
     pub must_deliver: bool,
 }
 
+impl Manifest {
+    /// A manifest with no directives, events, context or configurations yet.
+    pub fn new(interface: &str, version: impl Into<String>, plugin: &str, plugin_version: &str) -> Self {
+        Manifest {
+            interface: interface.to_string(),
+            version: version.into(),
+            plugin: plugin.to_string(),
+            plugin_version: plugin_version.to_string(),
+            directives: Vec::new(),
+            events: Vec::new(),
+            context: Vec::new(),
+            configurations: None,
+        }
+    }
+}
+
 impl DirectiveSpec {
     pub fn new(name: &str) -> Self {
         DirectiveSpec { name: name.to_string(), blocking: false, medium: Medium::None, channel: None }

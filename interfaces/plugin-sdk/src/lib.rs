@@ -473,6 +473,16 @@ impl<I: Interface> Plugin for Adapter<I> {
     }
 }
 
+/// The manifest of the calling plugin crate for `interface` at `version`, named and versioned after the
+/// crate (Cargo's package name and version); directives, events, context and configurations are added
+/// with struct update syntax: `Manifest { directives, ..manifest!(INTERFACE, "1.0") }`.
+#[macro_export]
+macro_rules! manifest {
+    ($interface:expr, $version:expr) => {
+        $crate::Manifest::new($interface, $version, env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+    };
+}
+
 /// Exports an [`Interface`] implementation as an avs-runtime plugin.
 ///
 /// ```ignore

@@ -76,14 +76,11 @@ impl Interface for Alerts {
             "VolumeChanged",
         ];
         Manifest {
-            interface: INTERFACE.into(),
-            version: "1.3".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
             directives: directives.into_iter().map(DirectiveSpec::new).collect(),
             events: events.into_iter().map(|e| EventSpec::new(e).must_deliver()).collect(),
             context: vec!["AlertsState".into()],
             configurations: Some(json!({"maximumAlerts": Limits::default()})),
+            ..avs_plugin_sdk::manifest!(INTERFACE, "1.3")
         }
     }
 

@@ -49,14 +49,10 @@ impl Interface for AudioPlayer {
         .map(|e| EventSpec::new(e).must_deliver())
         .collect();
         Manifest {
-            interface: INTERFACE.into(),
-            version: "1.4".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
             directives,
             events,
             context: vec!["PlaybackState".into()],
-            configurations: None,
+            ..avs_plugin_sdk::manifest!(INTERFACE, "1.4")
         }
     }
 

@@ -369,10 +369,6 @@ impl Bluetooth {
 impl Interface for Bluetooth {
     fn manifest() -> Manifest {
         Manifest {
-            interface: INTERFACE.into(),
-            version: "2.0".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
             // All non-blocking, as in the SDK (Bluetooth::getConfiguration); the media controls may
             // bring the source's audio onto the Content channel.
             directives: DIRECTIVES
@@ -385,6 +381,7 @@ impl Interface for Bluetooth {
             events: EVENTS.iter().map(|name| EventSpec::new(name)).collect(),
             context: vec!["BluetoothState".into()],
             configurations: Some(json!({"profiles": ["AVRCP", "A2DP_SINK", "A2DP_SOURCE"]})),
+            ..avs_plugin_sdk::manifest!(INTERFACE, "2.0")
         }
     }
 

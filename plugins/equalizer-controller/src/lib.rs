@@ -142,10 +142,6 @@ impl EqualizerController {
 impl Interface for EqualizerController {
     fn manifest() -> Manifest {
         Manifest {
-            interface: INTERFACE.into(),
-            version: "1.0".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
             // Non-blocking, no medium: the AVS Device SDK's EqualizerCapabilityAgent handles them at once.
             directives: ["SetBands", "AdjustBands", "ResetBands", "SetMode"]
                 .into_iter()
@@ -155,6 +151,7 @@ impl Interface for EqualizerController {
             events: vec![EventSpec::new("EqualizerChanged").must_deliver()],
             context: vec!["EqualizerState".into()],
             configurations: Some(Configuration::default().to_json()),
+            ..avs_plugin_sdk::manifest!(INTERFACE, "1.0")
         }
     }
 

@@ -30,15 +30,10 @@ pub struct InputController {
 impl Interface for InputController {
     fn manifest() -> Manifest {
         Manifest {
-            interface: INTERFACE.into(),
-            version: "3.0".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
             // Non-blocking, no medium, as in the AVS Device SDK's InputControllerCapabilityAgent.
             directives: vec![DirectiveSpec::new("SelectInput")],
-            events: Vec::new(),
-            context: Vec::new(),
             configurations: Some(Configuration::default().to_json()),
+            ..avs_plugin_sdk::manifest!(INTERFACE, "3.0")
         }
     }
 

@@ -54,19 +54,14 @@ impl Notifications {
 impl Interface for Notifications {
     fn manifest() -> Manifest {
         Manifest {
-            interface: INTERFACE.into(),
-            version: "1.0".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
             // Non-blocking, no medium: the AVS Device SDK handles both immediately and plays the chime
             // independently of the dialog.
             directives: vec![
                 DirectiveSpec::new("SetIndicator").on_channel(CHANNEL),
                 DirectiveSpec::new("ClearIndicator"),
             ],
-            events: Vec::new(),
             context: vec!["IndicatorState".into()],
-            configurations: None,
+            ..avs_plugin_sdk::manifest!(INTERFACE, "1.0")
         }
     }
 

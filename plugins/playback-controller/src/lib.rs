@@ -33,11 +33,6 @@ pub struct PlaybackController {
 impl Interface for PlaybackController {
     fn manifest() -> Manifest {
         Manifest {
-            interface: "PlaybackController".into(),
-            version: "1.1".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
-            directives: Vec::new(),
             // Not must-deliver: a button pressed before a restart must not replay afterwards, against
             // whatever is playing by then.
             events: [
@@ -51,8 +46,7 @@ impl Interface for PlaybackController {
             .into_iter()
             .map(EventSpec::new)
             .collect(),
-            context: Vec::new(),
-            configurations: None,
+            ..avs_plugin_sdk::manifest!("PlaybackController", "1.1")
         }
     }
 

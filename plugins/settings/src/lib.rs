@@ -26,16 +26,10 @@ pub struct Settings {
 impl Interface for Settings {
     fn manifest() -> Manifest {
         Manifest {
-            interface: "Settings".into(),
-            version: "1.0".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
-            directives: Vec::new(),
             // AVS must learn the locale even if the device restarts before it is connected.
             events: vec![EventSpec::new("SettingsUpdated").must_deliver()],
             // The AVS Device SDK registers no Settings context state.
-            context: Vec::new(),
-            configurations: None,
+            ..avs_plugin_sdk::manifest!("Settings", "1.0")
         }
     }
 

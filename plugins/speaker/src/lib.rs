@@ -49,16 +49,12 @@ impl Speaker {
 impl Interface for Speaker {
     fn manifest() -> Manifest {
         Manifest {
-            interface: INTERFACE.into(),
-            version: "1.0".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
             // Non-blocking, no medium: the AVS Device SDK's SpeakerManager handles them at once.
             directives: ["SetVolume", "AdjustVolume", "SetMute"].into_iter().map(DirectiveSpec::new).collect(),
             // The cloud's idea of the volume must converge with the device's, even across a restart.
             events: ["VolumeChanged", "MuteChanged"].into_iter().map(|e| EventSpec::new(e).must_deliver()).collect(),
             context: vec!["VolumeState".into()],
-            configurations: None,
+            ..avs_plugin_sdk::manifest!(INTERFACE, "1.0")
         }
     }
 

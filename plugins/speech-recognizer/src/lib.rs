@@ -89,19 +89,15 @@ impl Interface for SpeechRecognizer {
             }
         };
         Manifest {
-            interface: "SpeechRecognizer".into(),
-            version: "2.3".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
             directives: directives.into_iter().map(DirectiveSpec::new).collect(),
             events: events.into_iter().map(event).collect(),
-            // 2.3 removed the RecognizerState context.
-            context: Vec::new(),
             // The AVS Device SDK publishes maximumConcurrentWakeWords next to the wake words.
             configurations: Some(json!({
                 "wakeWords": [{"scopes": ["DEFAULT"], "values": [SUPPORTED_WAKE_WORDS]}],
                 "maximumConcurrentWakeWords": 1,
             })),
+            // No context: 2.3 removed the RecognizerState context.
+            ..avs_plugin_sdk::manifest!("SpeechRecognizer", "2.3")
         }
     }
 

@@ -48,10 +48,6 @@ impl<const MINOR: u8> Default for SpeechSynthesizer<MINOR> {
 impl<const MINOR: u8> Interface for SpeechSynthesizer<MINOR> {
     fn manifest() -> Manifest {
         Manifest {
-            interface: INTERFACE.into(),
-            version: format!("1.{MINOR}"),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
             directives: vec![DirectiveSpec::new("Speak").blocking(Medium::Audio).on_channel(CHANNEL)],
             // Worthless after a restart: the dialog they describe is gone.
             events: ["SpeechStarted", "SpeechFinished", "SpeechInterrupted"]
@@ -60,7 +56,7 @@ impl<const MINOR: u8> Interface for SpeechSynthesizer<MINOR> {
                 .map(EventSpec::new)
                 .collect(),
             context: vec!["SpeechState".into()],
-            configurations: None,
+            ..avs_plugin_sdk::manifest!(INTERFACE, format!("1.{MINOR}"))
         }
     }
 

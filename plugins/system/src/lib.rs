@@ -47,14 +47,9 @@ impl<const MINOR: u8> Interface for System<MINOR> {
             events.push(EventSpec::new("SoftwareInfo").must_deliver());
         }
         Manifest {
-            interface: "System".into(),
-            version: format!("1.{MINOR}"),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
             directives: directives.into_iter().map(DirectiveSpec::new).collect(),
             events,
-            context: Vec::new(),
-            configurations: None,
+            ..avs_plugin_sdk::manifest!("System", format!("1.{MINOR}"))
         }
     }
 

@@ -62,14 +62,8 @@ impl Interface for TemplateRuntime {
         let visual =
             |name: &str| DirectiveSpec { medium: Medium::Visual, ..DirectiveSpec::new(name).on_channel(CHANNEL) };
         Manifest {
-            interface: INTERFACE.into(),
-            version: "1.2".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
             directives: vec![visual("RenderTemplate"), visual("RenderPlayerInfo")],
-            events: Vec::new(),
-            context: Vec::new(),
-            configurations: None,
+            ..avs_plugin_sdk::manifest!(INTERFACE, "1.2")
         }
     }
 

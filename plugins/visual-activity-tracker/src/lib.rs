@@ -69,16 +69,7 @@ impl VisualActivityTracker {
 
 impl Interface for VisualActivityTracker {
     fn manifest() -> Manifest {
-        Manifest {
-            interface: INTERFACE.into(),
-            version: "1.0".into(),
-            plugin: env!("CARGO_PKG_NAME").into(),
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
-            directives: Vec::new(),
-            events: Vec::new(),
-            context: vec!["ActivityState".into()],
-            configurations: None,
-        }
+        Manifest { context: vec!["ActivityState".into()], ..avs_plugin_sdk::manifest!(INTERFACE, "1.0") }
     }
 
     fn init(&mut self, _host: Host) -> Result<(), PluginError> {
