@@ -52,3 +52,39 @@ async fn a_new_recognize_interrupts_the_speech_of_the_previous_dialog() {
     assert!(device.sim.violations().is_empty(), "{:?}", device.sim.violations());
     device.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_directives_makes_the_downchannel_wait_instead_of_queueing_without_bound() {
+    // Real-time playback: the answer lasts about 2.7 s, and the flood waits behind it in its dialog.
+    let options = RuntimeOptions { playback_speed: 1.0, ..common::test_options() };
+    let mut device = Device::connect_with(built_plugin_dir(), |_| {}, options, |_| {}).await;
+    device.speak_to_it();
+    let started = device.sim_event(|e| e.name == "SpeechStarted").await;
+    let dialog = started.dialog_request_id.clone().or_else(|| {
+        let recognize = device.sim.events().into_iter().find(|e| e.name == "Recognize")?;
+        recognize.dialog_request_id
+    });
+    let dialog = dialog.expect("the dialog of the answer");
+    // More directives than the runtime holds at once, all queued behind the Speak of their dialog...
+    for n in 0..1100 {
+        let header = serde_json::json!({"namespace": "Speaker", "name": "SetVolume", "messageId": format!("flood-{n}"), "dialogRequestId": dialog});
+        device.sim.push_directive(
+            serde_json::json!({"directive": {"header": header, "payload": {"volume": n % 100}}}),
+            vec![],
+        );
+    }
+    // ...then one outside any dialog, which would run at once if the reader had read on.
+    let probe = serde_json::json!({"directive": {"header": {"namespace": "Speaker", "name": "SetVolume", "messageId": "probe"}, "payload": {"volume": 7}}});
+    device.sim.push_directive(probe, vec![]);
+    let mut speech_finished = false;
+    loop {
+        let event = tokio::time::timeout(common::WAIT, device.events.recv()).await.expect("in time").unwrap();
+        match event {
+            RuntimeEvent::EventQueued { name, .. } if name == "SpeechFinished" => speech_finished = true,
+            RuntimeEvent::DirectiveHandled { message_id, .. } if message_id == "probe" => break,
+            _ => {}
+        }
+    }
+    assert!(speech_finished, "the probe was read only once the Speak had finished and freed the dialog's hold");
+    device.stop().await;
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::auth::Authorizer;
@@ -25,7 +25,7 @@ use crate::plugins::{CallTimeouts, PluginHost, Trust};
 use crate::storage::Storage;
 use crate::template::DeviceTemplate;
 use crate::transport::http2::Endpoint;
-use crate::transport::{Backoff, Inbound, Timing, Transport};
+use crate::transport::{Backoff, Inbound, Timing, Transport, MAX_DIRECTIVES_IN_FLIGHT};
 use crate::{tls, transport};
 
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +146,11 @@ impl Runtime {
             tls,
             timing: options.timing,
             auth: auth.clone(),
-            inbound: Arc::new(Inbound { router, attachments }),
+            inbound: Arc::new(Inbound {
+                router,
+                attachments,
+                in_flight: Arc::new(Semaphore::new(MAX_DIRECTIVES_IN_FLIGHT)),
+            }),
             plugins: plugins.clone(),
             observer: observer.clone(),
             events: event_queue,

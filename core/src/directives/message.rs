@@ -5,6 +5,8 @@
 use std::ops::Range;
 use std::time::Instant;
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -27,6 +29,9 @@ pub struct DirectiveMessage {
     payload: Range<usize>,
     /// When its part arrived (was parsed), for dispatch latency.
     arrived: Instant,
+    /// Its place among the directives the runtime holds at once, given back when the last reference to
+    /// the directive goes (it was handled, dropped or refused): what makes the downchannel reader wait.
+    in_flight: Option<OwnedSemaphorePermit>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +81,7 @@ impl DirectiveMessage {
             payload,
             raw,
             arrived,
+            in_flight: None,
         })
     }
 
@@ -102,6 +108,10 @@ impl DirectiveMessage {
     }
 
     /// The whole directive as received (for `unparsedDirective` in ExceptionEncountered).
+    pub(crate) fn hold(&mut self, permit: OwnedSemaphorePermit) {
+        self.in_flight = Some(permit);
+    }
+
     pub fn arrived(&self) -> Instant {
         self.arrived
     }

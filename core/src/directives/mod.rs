@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 pub use message::{DirectiveMessage, EnvelopeError};
 pub use stats::{DispatchSnapshot, DispatchStats};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::events::{exception_encountered, EventSender};
 use crate::observe::{Observer, RuntimeEvent};
@@ -46,9 +46,9 @@ impl Router {
         Router { plugins, sequencer, events, observer, connection }
     }
 
-    /// Routes one directive JSON part.
-    pub(crate) fn route(&self, raw: Bytes) {
-        let directive = match DirectiveMessage::parse(raw.clone()) {
+    /// Routes one directive JSON part, which holds `in_flight` until it is done with.
+    pub(crate) fn route(&self, raw: Bytes, in_flight: OwnedSemaphorePermit) {
+        let mut directive = match DirectiveMessage::parse(raw.clone()) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!("directive rejected: {e}");
@@ -56,6 +56,7 @@ impl Router {
                 return;
             }
         };
+        directive.hold(in_flight);
         let Some(slot) = self.plugins.slot(directive.namespace()) else {
             return self.reject(
                 &directive,

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use h2::client::SendRequest;
 use h2::RecvStream;
 use rustls::ClientConfig;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -66,10 +66,16 @@ pub enum InboundError {
     Multipart(#[from] MultipartError),
 }
 
+/// Directives the runtime holds at once (routed, queued for a dialog or a plugin, running); the next
+/// directive part waits for one to finish, and with it the HTTP/2 stream, so that a cloud pushing faster
+/// than the plugins work fills its flow-control window instead of this device's memory.
+pub(crate) const MAX_DIRECTIVES_IN_FLIGHT: usize = 1024;
+
 /// Where directives and attachments arriving on any stream go.
 pub(crate) struct Inbound {
     pub router: Router,
     pub attachments: AttachmentStore,
+    pub in_flight: Arc<Semaphore>,
 }
 
 impl Inbound {
@@ -79,19 +85,20 @@ impl Inbound {
         while let Some(chunk) = http2::next_chunk(body).await? {
             parser.push(&chunk)?;
             while let Some(part) = parser.next_part()? {
-                self.deliver(part);
+                self.deliver(part).await;
             }
         }
         parser.finish()?;
         Ok(())
     }
 
-    fn deliver(&self, part: Part) {
+    async fn deliver(&self, part: Part) {
         let content_type = part.headers.content_type.as_deref().unwrap_or("");
         let is_json = content_type.starts_with("application/json")
             || (content_type.is_empty() && part.body.first() == Some(&b'{'));
         if is_json {
-            self.router.route(part.body);
+            let permit = self.in_flight.clone().acquire_owned().await.expect("the in-flight semaphore is never closed");
+            self.router.route(part.body, permit);
         } else if let Some(id) = &part.headers.content_id {
             self.attachments.insert(id, part.body);
         } else {
