@@ -10,7 +10,7 @@ use avs_core::config::Config;
 use avs_core::observe::{Observer, RuntimeEvent};
 use avs_core::runtime::Runtime;
 use avs_sim::{ReceivedEvent, Sim, SimConfig, SimHandle};
-use common::{built_plugin_dir, device_config, payload, test_options, WAIT};
+use common::{built_plugin_dir, device_config, payload, WAIT};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
@@ -101,10 +101,8 @@ impl Soundbar {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown().await;
         }
-        let observer = Observer::default();
-        self.events = observer.subscribe();
-        self.runtime = Some(Runtime::start_observed(self.config.clone(), test_options(), observer).await.unwrap());
-        self.wait_for(|e| matches!(e, RuntimeEvent::Connected { .. })).await;
+        let (runtime, events) = common::start_connected(self.config.clone()).await;
+        (self.runtime, self.events) = (Some(runtime), events);
     }
 
     fn runtime(&self) -> &Runtime {
@@ -112,15 +110,7 @@ impl Soundbar {
     }
 
     async fn wait_for(&mut self, pred: impl Fn(&RuntimeEvent) -> bool) -> RuntimeEvent {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Err(_) => panic!("runtime event not seen within {WAIT:?}"),
-                Ok(Ok(event)) if pred(&event) => return event,
-                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(e)) => panic!("observer: {e}"),
-            }
-        }
+        common::next_matching(&mut self.events, pred).await
     }
 
     fn push(&self, namespace: &str, name: &str, message_id: &str, payload: Value) {

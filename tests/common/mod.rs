@@ -93,15 +93,7 @@ impl Device {
 
     /// The next runtime event matching `pred`, skipping others.
     pub async fn wait_for(&mut self, pred: impl Fn(&RuntimeEvent) -> bool) -> RuntimeEvent {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Err(_) => panic!("runtime event not seen within {WAIT:?}"),
-                Ok(Ok(event)) if pred(&event) => return event,
-                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(broadcast::error::RecvError::Closed)) => panic!("runtime stopped"),
-            }
-        }
+        next_matching(&mut self.events, pred).await
     }
 
     pub async fn sim_event(&self, pred: impl Fn(&ReceivedEvent) -> bool) -> ReceivedEvent {
@@ -169,4 +161,30 @@ pub fn test_options() -> RuntimeOptions {
 
 pub fn payload(event: &ReceivedEvent) -> &serde_json::Value {
     &event.json["event"]["payload"]
+}
+
+/// The next event of `events` matching `pred`, skipping others; panics after [`WAIT`].
+pub async fn next_matching(
+    events: &mut broadcast::Receiver<RuntimeEvent>,
+    pred: impl Fn(&RuntimeEvent) -> bool,
+) -> RuntimeEvent {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => panic!("runtime event not seen within {WAIT:?}"),
+            Ok(Ok(event)) if pred(&event) => return event,
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("runtime stopped"),
+        }
+    }
+}
+
+/// A runtime started from `config` with the tests' options, once connected, and its events from the
+/// start (for tests that restart a device on the same data dir).
+pub async fn start_connected(config: Config) -> (Runtime, broadcast::Receiver<RuntimeEvent>) {
+    let observer = Observer::default();
+    let mut events = observer.subscribe();
+    let runtime = Runtime::start_observed(config, test_options(), observer).await.unwrap();
+    next_matching(&mut events, |e| matches!(e, RuntimeEvent::Connected { .. })).await;
+    (runtime, events)
 }
