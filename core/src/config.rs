@@ -79,6 +79,39 @@ pub struct Config {
     pub allow_unsigned_plugins: bool,
     /// `null`, or a directory receiving one file per played item.
     pub audio_sink: String,
+    /// Bounds on what the network can make the runtime hold.
+    pub limits: Limits,
+}
+
+/// What AVS (or anything posing as it) can make the device hold in memory. Past a bound the input is
+/// refused with a clear error and the runtime keeps serving; none of these can run it out of memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// A directive's JSON part; a larger one is answered with ExceptionEncountered.
+    pub max_directive_bytes: usize,
+    /// One part of a multipart body (an attachment such as a Speak's MP3); a larger one ends the stream
+    /// as malformed, since its end cannot be found without holding it.
+    pub max_attachment_bytes: usize,
+    /// `cid:` attachments kept for their directives; the oldest go first.
+    pub max_pending_attachments: usize,
+    /// Parts in one event's answer (the downchannel is endless and paced by backpressure instead).
+    pub max_parts_per_response: usize,
+    /// Events waiting for the connection. Directives are not read while more than half are taken, and a
+    /// plugin's event is refused when none is left.
+    pub max_queued_events: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_directive_bytes: 256 << 10,
+            max_attachment_bytes: 8 << 20,
+            max_pending_attachments: 32,
+            max_parts_per_response: 128,
+            max_queued_events: 4096,
+        }
+    }
 }
 
 impl Default for Config {
@@ -113,6 +146,7 @@ impl Config {
             plugin_trusted_keys: Vec::new(),
             allow_unsigned_plugins: false,
             audio_sink: "null".into(),
+            limits: Limits::default(),
         }
     }
 

@@ -6,6 +6,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::media::CaptureRequest;
+use crate::outbox::Outbox;
 
 /// An event queued for the connection.
 pub struct OutgoingEvent {
@@ -44,6 +45,25 @@ impl OutgoingEvent {
             must_deliver: false,
             replayable: true,
         }
+    }
+
+    /// A copy to send again should this one's connection end before its answer; none for an event
+    /// streaming audio, which cannot be replayed.
+    pub fn replay_copy(&self) -> Option<OutgoingEvent> {
+        if self.audio.is_some() || !self.replayable {
+            return None;
+        }
+        Some(OutgoingEvent {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            message_id: self.message_id.clone(),
+            dialog_request_id: self.dialog_request_id.clone(),
+            payload: self.payload.clone(),
+            with_context: self.with_context,
+            audio: None,
+            must_deliver: self.must_deliver,
+            replayable: true,
+        })
     }
 
     /// The `metadata` part: `{"context":[…],"event":{"header":{…},"payload":{…}}}`.
@@ -89,31 +109,92 @@ pub fn new_message_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Where events are queued for the connection; cheap to clone.
+/// The event queue is full: the connection is down or slower than events are made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    #[error("the event queue is full ({capacity} events wait for the connection to AVS)")]
+    Full { capacity: usize },
+    #[error("the runtime is shutting down")]
+    Closed,
+}
+
+/// Where events are queued for the connection; cheap to clone. Must-deliver events are written to the
+/// outbox before they are queued.
 #[derive(Clone)]
 pub struct EventSender {
-    tx: mpsc::UnboundedSender<OutgoingEvent>,
+    tx: mpsc::Sender<OutgoingEvent>,
+    outbox: Option<Outbox>,
 }
 
-pub type EventReceiver = mpsc::UnboundedReceiver<OutgoingEvent>;
+pub type EventReceiver = mpsc::Receiver<OutgoingEvent>;
 
 impl EventSender {
-    pub fn channel() -> (EventSender, EventReceiver) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (EventSender { tx }, rx)
+    /// A queue of at most `capacity` events.
+    pub fn channel(capacity: usize, outbox: Option<Outbox>) -> (EventSender, EventReceiver) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (EventSender { tx, outbox }, rx)
     }
 
-    pub fn send(&self, event: OutgoingEvent) {
-        if let Err(e) = self.tx.send(event) {
-            tracing::warn!(event = ?e.0, "event dropped: the runtime is shutting down");
+    /// A place in the queue, or why there is none.
+    pub fn reserve(&self) -> Result<EventSlot<'_>, QueueError> {
+        let permit = self.tx.try_reserve().map_err(|e| match e {
+            mpsc::error::TrySendError::Full(()) => QueueError::Full { capacity: self.tx.max_capacity() },
+            mpsc::error::TrySendError::Closed(()) => QueueError::Closed,
+        })?;
+        Ok(EventSlot { permit, outbox: self.outbox.as_ref() })
+    }
+
+    /// Queues `event`, or says why it cannot be.
+    pub fn send(&self, event: OutgoingEvent) -> Result<(), QueueError> {
+        self.reserve()?.send(event);
+        Ok(())
+    }
+
+    /// Sends an event the runtime itself raised; a full queue costs only this event, and says so.
+    pub fn send_or_log(&self, event: OutgoingEvent) {
+        let what = format!("{event:?}");
+        if let Err(e) = self.send(event) {
+            tracing::error!("event {what} dropped: {e}");
         }
     }
+
+    /// Waits until at least `room` events could be queued: directives are read only while the events
+    /// they cause can be queued too, so a flood of them waits in the cloud rather than in memory.
+    pub async fn room_for(&self, room: usize) {
+        let room = room.clamp(1, self.tx.max_capacity());
+        // Closed means shutting down, when nothing is waited for anyway.
+        let _ = self.tx.reserve_many(room).await;
+    }
 }
+
+/// A reserved place in the event queue.
+pub struct EventSlot<'a> {
+    permit: mpsc::Permit<'a, OutgoingEvent>,
+    outbox: Option<&'a Outbox>,
+}
+
+impl EventSlot<'_> {
+    pub fn send(self, event: OutgoingEvent) {
+        if event.must_deliver && event.audio.is_none() {
+            if let Some(outbox) = self.outbox {
+                // Still sent when the disk fails: better delivered unpersisted than not at all.
+                if let Err(e) = outbox.keep(&event) {
+                    tracing::error!(event = ?event, "must-deliver event not persisted: {e}");
+                }
+            }
+        }
+        self.permit.send(event);
+    }
+}
+
+/// An ExceptionEncountered quotes the directive, but never more than this of it.
+const MAX_QUOTED_DIRECTIVE: usize = 4 << 10;
 
 /// `System.ExceptionEncountered` for a directive the device could not handle.
 pub fn exception_encountered(unparsed_directive: &[u8], error_type: &str, message: &str) -> OutgoingEvent {
+    let quoted = &unparsed_directive[..unparsed_directive.len().min(MAX_QUOTED_DIRECTIVE)];
     let payload = serde_json::json!({
-        "unparsedDirective": String::from_utf8_lossy(unparsed_directive),
+        "unparsedDirective": String::from_utf8_lossy(quoted),
         "error": {"type": error_type, "message": message},
     });
     let payload = RawValue::from_string(payload.to_string()).unwrap_or_else(|_| empty_payload());
@@ -159,5 +240,40 @@ mod tests {
         assert_eq!(json["event"]["payload"]["unparsedDirective"], "{\"directive\":1}");
         assert_eq!(json["event"]["payload"]["error"]["type"], "UNSUPPORTED_OPERATION");
         assert!(event.with_context);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_clearly_and_must_deliver_events_are_kept_before_queueing() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(crate::storage::Storage::open(&dir.path().join("avs.db")).unwrap()).unwrap();
+        let (sender, mut queue) = EventSender::channel(2, Some(outbox.clone()));
+        let mut must = OutgoingEvent::new("Alerts", "AlertStarted", empty_payload());
+        must.must_deliver = true;
+        let must_id = must.message_id.clone();
+        sender.send(must).unwrap();
+        sender.send(OutgoingEvent::new("Speaker", "VolumeChanged", empty_payload())).unwrap();
+        let refused = sender.send(OutgoingEvent::new("Speaker", "MuteChanged", empty_payload())).unwrap_err();
+        assert_eq!(refused, QueueError::Full { capacity: 2 });
+        assert!(refused.to_string().contains("full (2 events"), "{refused}");
+        let kept: Vec<_> = outbox.pending().unwrap().into_iter().map(|e| e.message_id).collect();
+        assert_eq!(kept, [must_id], "only the must-deliver event is kept");
+
+        // Room for one again once the connection takes an event; room_for(2) waits for both.
+        assert_eq!(queue.recv().await.unwrap().name, "AlertStarted");
+        sender.room_for(1).await;
+        let waiting = sender.room_for(2);
+        tokio::pin!(waiting);
+        assert!(futures_poll_once(waiting.as_mut()).await.is_none(), "one place is not room for two");
+        queue.recv().await.unwrap();
+        waiting.await;
+    }
+
+    /// Polls a future once: Some(output) if it was ready.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: F) -> Option<F::Output> {
+        tokio::select! {
+            biased;
+            out = f => Some(out),
+            _ = std::future::ready(()) => None,
+        }
     }
 }

@@ -10,10 +10,13 @@ pub mod devices;
 pub mod directives;
 pub mod events;
 pub mod focus;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod https;
 pub mod media;
 pub mod multipart;
 pub mod observe;
+pub mod outbox;
 pub mod plugins;
 pub mod process;
 pub mod protocol;

@@ -35,22 +35,38 @@ pub enum MediaError {
 /// Binary parts (`Content-ID`) of directive responses. Parts may arrive before or after their directive,
 /// so a reader waits for a missing one for a while; and a part stays readable after it was first played
 /// (an AudioPlayer item paused by a Speak is played again from its offset), until newer parts push it out.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AttachmentStore {
     inner: Arc<AttachmentsInner>,
 }
 
-#[derive(Default)]
 struct AttachmentsInner {
     parts: Mutex<(HashMap<String, Bytes>, VecDeque<String>)>,
     arrived: Notify,
+    /// Kept at most, by count and by bytes (the newest is always kept); the oldest go first.
+    max_count: usize,
+    max_bytes: usize,
 }
 
-/// Attachments kept at most, by count and by bytes; the oldest go first.
-const MAX_KEPT_ATTACHMENTS: usize = 32;
-const MAX_KEPT_ATTACHMENT_BYTES: usize = 8 << 20;
+impl Default for AttachmentStore {
+    fn default() -> Self {
+        let limits = crate::config::Limits::default();
+        AttachmentStore::with_limits(limits.max_pending_attachments, limits.max_attachment_bytes)
+    }
+}
 
 impl AttachmentStore {
+    pub fn with_limits(max_count: usize, max_bytes: usize) -> Self {
+        AttachmentStore {
+            inner: Arc::new(AttachmentsInner {
+                parts: Mutex::default(),
+                arrived: Notify::new(),
+                max_count: max_count.max(1),
+                max_bytes,
+            }),
+        }
+    }
+
     pub fn insert(&self, content_id: &str, body: Bytes) {
         let mut guard = self.inner.parts.lock().unwrap_or_else(|e| e.into_inner());
         let (parts, order) = &mut *guard;
@@ -58,7 +74,8 @@ impl AttachmentStore {
             order.push_back(content_id.to_string());
         }
         let mut kept_bytes: usize = parts.values().map(Bytes::len).sum();
-        while order.len() > MAX_KEPT_ATTACHMENTS || (kept_bytes > MAX_KEPT_ATTACHMENT_BYTES && order.len() > 1) {
+        let (max_count, max_bytes) = (self.inner.max_count, self.inner.max_bytes);
+        while order.len() > max_count || (kept_bytes > max_bytes && order.len() > 1) {
             if let Some(oldest) = order.pop_front() {
                 tracing::debug!(content_id = %oldest, "attachment dropped to make room");
                 kept_bytes -= parts.remove(&oldest).map_or(0, |b| b.len());
@@ -683,16 +700,16 @@ mod tests {
 
     #[tokio::test]
     async fn attachments_stay_readable_until_newer_ones_push_them_out() {
-        let store = AttachmentStore::default();
+        let store = AttachmentStore::with_limits(32, 1_000);
         store.insert("song", Bytes::from_static(b"mp3"));
         let wait = Duration::from_millis(10);
         assert_eq!(store.get("song", wait).await.unwrap(), store.get("song", wait).await.unwrap());
-        for n in 0..MAX_KEPT_ATTACHMENTS {
+        for n in 0..32 {
             store.insert(&format!("later-{n}"), Bytes::from_static(b"x"));
         }
         assert!(store.get("song", wait).await.is_err(), "the oldest goes first");
-        store.insert("big-1", Bytes::from(vec![0; MAX_KEPT_ATTACHMENT_BYTES / 2 + 1]));
-        store.insert("big-2", Bytes::from(vec![0; MAX_KEPT_ATTACHMENT_BYTES / 2 + 1]));
+        store.insert("big-1", Bytes::from(vec![0; 501]));
+        store.insert("big-2", Bytes::from(vec![0; 501]));
         assert!(store.get("big-1", wait).await.is_err(), "bytes are bounded too");
         assert!(store.get("big-2", wait).await.is_ok());
     }

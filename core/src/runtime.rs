@@ -19,13 +19,14 @@ use crate::focus::FocusManager;
 use crate::https::HttpsClient;
 use crate::media::{AttachmentStore, Player, Sink};
 use crate::observe::{Observer, RuntimeEvent};
+use crate::outbox::Outbox;
 use crate::plugins::services::{Hub, Timers};
 use crate::plugins::store::PluginStore;
 use crate::plugins::{CallTimeouts, PluginHost, Trust};
 use crate::storage::Storage;
 use crate::template::DeviceTemplate;
 use crate::transport::http2::Endpoint;
-use crate::transport::{Backoff, Inbound, Timing, Transport, MAX_DIRECTIVES_IN_FLIGHT};
+use crate::transport::{Backoff, Inbound, ReconnectPolicy, Timing, Transport};
 use crate::{tls, transport};
 
 #[derive(Debug, thiserror::Error)]
@@ -95,10 +96,18 @@ impl Runtime {
         let auth = Authorizer::new(https.clone(), &config)?;
         let endpoint = Endpoint::parse(&avs_endpoint(&config, &storage))?;
 
-        let (events, event_queue) = EventSender::channel();
+        let outbox = Outbox::open(storage.clone())?;
+        // What the last run could not deliver goes first. Read before any plugin starts: what plugins
+        // send from now on is in the queue already.
+        let undelivered = VecDeque::from(outbox.pending()?);
+        if !undelivered.is_empty() {
+            tracing::info!("{} must-deliver events from before the restart wait for AVS", undelivered.len());
+        }
+        let (events, event_queue) = EventSender::channel(config.limits.max_queued_events, Some(outbox.clone()));
         let (sequencer_tx, sequencer_rx) = sequencer::channel();
         let runtime = tokio::runtime::Handle::current();
-        let attachments = AttachmentStore::default();
+        let attachments =
+            AttachmentStore::with_limits(config.limits.max_pending_attachments, config.limits.max_attachment_bytes);
         let display = Display::new(observer.clone());
         let devices =
             DeviceServices::default().with("display", display.clone()).with("bluetooth", Bluetooth::simulated());
@@ -140,7 +149,8 @@ impl Runtime {
 
         let sequencer = tokio::spawn(sequencer::run(sequencer_rx, plugins.clone(), events.clone(), observer.clone()));
         let (connection_tx, connection_rx) = mpsc::unbounded_channel();
-        let router = Router::new(plugins.clone(), sequencer_tx, events, observer.clone(), connection_tx);
+        let router = Router::new(plugins.clone(), sequencer_tx, events.clone(), observer.clone(), connection_tx);
+        let reconnect = options.timing.reconnect.clone();
         let transport = Transport {
             endpoint,
             tls,
@@ -149,12 +159,15 @@ impl Runtime {
             inbound: Arc::new(Inbound {
                 router,
                 attachments,
-                in_flight: Arc::new(Semaphore::new(MAX_DIRECTIVES_IN_FLIGHT)),
+                in_flight: Arc::new(Semaphore::new(transport::directives_in_flight(&config.limits))),
+                events,
+                limits: config.limits.clone(),
             }),
             plugins: plugins.clone(),
             observer: observer.clone(),
             events: event_queue,
-            retry: VecDeque::new(),
+            outbox,
+            retry: undelivered,
             connections: 0,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -166,6 +179,7 @@ impl Runtime {
             storage: hub.storage.clone(),
             observer: observer.clone(),
             connection_directives: connection_rx,
+            reconnect,
         };
         let control = crate::control::bind(&crate::control::socket_path(&config.data_dir))
             .map_err(|source| RuntimeError::DataDir { path: config.data_dir.display().to_string(), source })?;
@@ -216,6 +230,7 @@ struct Supervisor {
     storage: Storage,
     observer: Observer,
     connection_directives: mpsc::UnboundedReceiver<ConnectionDirective>,
+    reconnect: ReconnectPolicy,
 }
 
 const CORE_NAMESPACE: &str = "avs-core";
@@ -323,10 +338,11 @@ impl Supervisor {
 
     /// Links the device if needed and publishes its capabilities, retrying until both succeed.
     async fn prepare(&mut self) {
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(self.reconnect.clone());
         if !self.auth.is_linked() {
             let observer = self.observer.clone();
             loop {
+                backoff.attempt();
                 let linked = self
                     .auth
                     .link(|code| {
@@ -354,7 +370,7 @@ impl Supervisor {
     /// Publishes the capabilities of the loaded plugins unless exactly this document was published
     /// last; retries until it succeeds.
     async fn publish_capabilities(&self) {
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(self.reconnect.clone());
         let document = capabilities::document(&self.plugins.slots());
         let published = self.storage.get(CORE_NAMESPACE, PUBLISHED_KEY).ok().flatten();
         if published.as_deref() == Some(document.to_string().as_str()) {
@@ -362,6 +378,7 @@ impl Supervisor {
             return;
         }
         loop {
+            backoff.attempt();
             match self.publish(&document).await {
                 Ok(()) => break,
                 Err(e) => self.retry_later("publishing capabilities", e, backoff.next_delay()).await,

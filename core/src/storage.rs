@@ -39,43 +39,49 @@ impl Storage {
         Ok(Storage { db: Arc::new(Mutex::new(db)) })
     }
 
-    pub fn get(&self, namespace: &str, key: &str) -> Result<Option<String>, StorageError> {
+    /// Runs `f` with the connection; every table of the data dir goes through here, one call at a time.
+    pub(crate) fn with_db<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StorageError> {
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(db
-            .query_row("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2", params![namespace, key], |row| {
+        Ok(f(&db)?)
+    }
+
+    pub fn get(&self, namespace: &str, key: &str) -> Result<Option<String>, StorageError> {
+        self.with_db(|db| {
+            db.query_row("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2", params![namespace, key], |row| {
                 row.get(0)
             })
-            .optional()?)
+            .optional()
+        })
     }
 
     pub fn put(&self, namespace: &str, key: &str, value: &str) -> Result<(), StorageError> {
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        db.execute(
-            "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
-            params![namespace, key, value],
-        )?;
-        Ok(())
+        self.with_db(|db| {
+            db.execute(
+                "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+                params![namespace, key, value],
+            )
+            .map(drop)
+        })
     }
 
     pub fn delete(&self, namespace: &str, key: &str) -> Result<(), StorageError> {
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        db.execute("DELETE FROM kv WHERE namespace = ?1 AND key = ?2", params![namespace, key])?;
-        Ok(())
+        self.with_db(|db| {
+            db.execute("DELETE FROM kv WHERE namespace = ?1 AND key = ?2", params![namespace, key]).map(drop)
+        })
     }
 
     /// Every key and value of a namespace, in key order.
     pub fn entries(&self, namespace: &str) -> Result<Vec<(String, String)>, StorageError> {
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let mut statement = db.prepare("SELECT key, value FROM kv WHERE namespace = ?1 ORDER BY key")?;
-        let rows = statement.query_map(params![namespace], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with_db(|db| {
+            let mut statement = db.prepare("SELECT key, value FROM kv WHERE namespace = ?1 ORDER BY key")?;
+            let rows = statement.query_map(params![namespace], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect()
+        })
     }
 
     pub fn delete_namespace(&self, namespace: &str) -> Result<(), StorageError> {
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        db.execute("DELETE FROM kv WHERE namespace = ?1", params![namespace])?;
-        Ok(())
+        self.with_db(|db| db.execute("DELETE FROM kv WHERE namespace = ?1", params![namespace]).map(drop))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The admin surface over HTTP (the same operations as `SimHandle`), for poking a running `avs sim`
-//! by hand: push a directive, read what was received, approve a code. It needs no token: the sim
-//! listens on loopback and these paths are not AVS's.
+//! by hand: push a directive, read what was received, approve a code, inject a fault (the JSON is in
+//! [`crate::faults`]). It needs no token: the sim listens on loopback and these paths are not AVS's.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use http::{Request, StatusCode};
 use serde_json::{json, Value};
 
 use crate::downchannel::directive_parts;
+use crate::faults::{self, Fault};
 use crate::load::LoadSpec;
 use crate::scenarios::Scenario;
 use crate::state::{DownchannelMessage, Shared};
@@ -31,6 +32,22 @@ pub(crate) async fn route(
         ("GET", "/admin/capabilities") => reply_json(respond, StatusCode::OK, &json!(shared.recorded().capabilities)),
         ("GET", "/admin/violations") => reply_json(respond, StatusCode::OK, &json!(shared.recorded().violations)),
         ("GET", "/admin/deviations") => reply_json(respond, StatusCode::OK, &json!(shared.recorded().deviations)),
+        ("GET", "/admin/refused-events") => {
+            reply_json(respond, StatusCode::OK, &json!(shared.recorded().refused_events))
+        }
+        ("GET", "/admin/connection-attempts") => {
+            reply_json(respond, StatusCode::OK, &json!({"attempts": shared.recorded().connection_attempts.len()}))
+        }
+        ("POST", "/admin/fault") => {
+            let body = match read_body(&mut request.into_body(), MAX_DIRECTIVE_BYTES).await {
+                Ok(body) => body,
+                Err(e) => return e.reply(respond),
+            };
+            match serde_json::from_slice::<Fault>(&body) {
+                Ok(fault) => reply_json(respond, StatusCode::OK, &json!(faults::inject(shared, fault))),
+                Err(e) => reply_json(respond, StatusCode::BAD_REQUEST, &json!({"error": format!("fault: {e}")})),
+            }
+        }
         ("POST", "/admin/directive") => {
             let body = match read_body(&mut request.into_body(), MAX_DIRECTIVE_BYTES).await {
                 Ok(body) => body,

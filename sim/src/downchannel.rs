@@ -43,6 +43,10 @@ pub(crate) async fn open(
                 Some(DownchannelMessage::Data(bytes)) => stream.send_data(bytes, false)?,
                 Some(DownchannelMessage::Load(spec)) => crate::load::stream(&spec, &mut stream).await?,
                 Some(DownchannelMessage::End) | None => return stream.send_data(Bytes::new(), true),
+                Some(DownchannelMessage::Reset) => {
+                    stream.send_reset(h2::Reason::CANCEL);
+                    return Ok(());
+                }
             },
             // The client gave up on the stream: stop holding it (and stop counting it as open).
             reset = poll_fn(|cx| stream.poll_reset(cx)) => {

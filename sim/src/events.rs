@@ -11,6 +11,7 @@ use http::{Request, StatusCode};
 use serde_json::Value;
 
 use crate::downchannel::directive_parts;
+use crate::faults;
 use crate::routes::authorize;
 use crate::server::Connection;
 use crate::state::{DownchannelMessage, Shared};
@@ -57,6 +58,10 @@ pub(crate) async fn receive(
             return reply_exception(respond, StatusCode::BAD_REQUEST, INVALID_REQUEST, &why);
         }
     };
+    // A refused event was never accepted: it is not recorded, checked or reacted to.
+    if let Some(fault) = shared.faults.next_event_fault() {
+        return faults::answer_event(shared, &json, fault, respond).await;
+    }
 
     let event = received(&json, body.audio_bytes, connection);
     let label = format!("{}.{} ({})", event.namespace, event.name, event.message_id);

@@ -1,9 +1,9 @@
 //! avs-sim: a local AVS-compatible cloud for the demo, the tests and the benchmarks.
 //!
 //! A real server, not a mock: HTTP/2 over TLS on loopback with its own CA, the AVS paths (downchannel,
-//! events, ping), Login with Amazon emulation, the Capabilities API, a scripted dialog, and an admin
-//! surface — the Rust API of [`SimHandle`] and HTTP under `/admin/`. It validates everything a device
-//! sends against the workspace's JSON Schemas and records what it received.
+//! events, ping), Login with Amazon emulation, the Capabilities API, a scripted dialog, fault injection
+//! ([`faults`]), and an admin surface — the Rust API of [`SimHandle`] and HTTP under `/admin/`. It
+//! validates everything a device sends against the workspace's JSON Schemas and records what it received.
 
 mod admin;
 mod capabilities;
@@ -11,6 +11,7 @@ mod cert;
 mod dialog;
 mod downchannel;
 mod events;
+pub mod faults;
 pub mod load;
 mod lwa;
 mod media;
@@ -33,6 +34,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use faults::{Fault, FaultOutcome, Refusal, RefusedEvent};
 pub use media::SONGS;
 pub use scenarios::{Scenario, SCENARIOS};
 use state::{DownchannelMessage, Recorded, Shared};
@@ -201,6 +203,7 @@ impl SimHandle {
         self.shared().broadcast_downchannel(|| DownchannelMessage::Data(bytes.clone()))
     }
 
+    /// The events accepted so far; those answered with a fault are in [`SimHandle::refused_events`].
     pub fn events(&self) -> Vec<ReceivedEvent> {
         self.shared().recorded().events.clone()
     }
@@ -268,12 +271,50 @@ impl SimHandle {
 
     /// Every access token issued so far becomes invalid: the next AVS request gets a 403.
     pub fn expire_access_tokens(&self) {
-        self.shared().lwa().expire_access_tokens();
+        self.inject(Fault::ExpireAccessTokens);
     }
 
     /// Every refresh token is revoked: the next refresh gets `invalid_grant`.
     pub fn revoke_refresh_tokens(&self) {
-        self.shared().lwa().revoke_refresh_tokens();
+        self.inject(Fault::RevokeRefreshTokens);
+    }
+
+    /// Makes `fault` happen (see [`faults`] for the catalogue and its admin JSON).
+    pub fn inject(&self, fault: Fault) -> FaultOutcome {
+        faults::inject(self.shared(), fault)
+    }
+
+    /// The events answered with a fault instead of being accepted, in the order they came.
+    pub fn refused_events(&self) -> Vec<RefusedEvent> {
+        self.shared().recorded().refused_events.clone()
+    }
+
+    /// The first refused event (from the start) matching `pred`, waiting for it up to `timeout`.
+    pub async fn wait_for_refused_event(
+        &self,
+        pred: impl Fn(&RefusedEvent) -> bool,
+        timeout: Duration,
+    ) -> Result<RefusedEvent, SimError> {
+        self.wait_until(timeout, |r| r.refused_events.iter().find(|e| pred(e)).cloned()).await
+    }
+
+    /// How many TCP connections were accepted so far, those refused while offline included.
+    pub fn connection_attempts(&self) -> usize {
+        self.shared().recorded().connection_attempts.len()
+    }
+
+    /// When each TCP connection was accepted, in order: for bounding reconnects in a sliding window.
+    pub fn connection_attempt_times(&self) -> Vec<tokio::time::Instant> {
+        self.shared().recorded().connection_attempts.clone()
+    }
+
+    /// Waits until at least `n` TCP connections were accepted; returns when each was.
+    pub async fn wait_for_connection_attempts(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<tokio::time::Instant>, SimError> {
+        self.wait_until(timeout, |r| (r.connection_attempts.len() >= n).then(|| r.connection_attempts.clone())).await
     }
 
     /// Ends every open downchannel stream, as AVS does now and then; the client must reconnect.

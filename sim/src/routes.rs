@@ -7,6 +7,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::{Request, StatusCode};
 
+use crate::faults::{self, PingAnswer};
 use crate::server::Connection;
 use crate::state::Shared;
 use crate::wire::{reply, reply_exception};
@@ -25,7 +26,7 @@ pub(crate) async fn route(
         ("POST", "/auth/O2/token") => lwa::token(&shared, request, respond).await,
         ("GET", "/v20160207/directives") => downchannel::open(&shared, request, respond).await,
         ("POST", "/v20160207/events") => events::receive(&shared, &connection, request, respond).await,
-        ("GET", "/ping") => ping(&shared, &request, respond),
+        ("GET", "/ping") => ping(&shared, &request, respond).await,
         ("PUT", "/v1/devices/@self/capabilities") => capabilities::put(&shared, request, respond).await,
         (_, p) if p.starts_with("/admin/") => admin::route(&shared, request, respond).await,
         ("GET", p) if p.starts_with("/media/") => media::serve(p, respond),
@@ -36,10 +37,19 @@ pub(crate) async fn route(
     }
 }
 
-fn ping(shared: &Shared, request: &Request<RecvStream>, respond: SendResponse<Bytes>) -> Result<(), h2::Error> {
-    match authorize(shared, request, respond) {
-        Ok(respond) => reply(respond, StatusCode::NO_CONTENT, "", Bytes::new()),
-        Err(answered) => answered,
+async fn ping(shared: &Shared, request: &Request<RecvStream>, respond: SendResponse<Bytes>) -> Result<(), h2::Error> {
+    let respond = match authorize(shared, request, respond) {
+        Ok(respond) => respond,
+        Err(answered) => return answered,
+    };
+    match shared.faults.ping_answer() {
+        PingAnswer::After(delay) => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            reply(respond, StatusCode::NO_CONTENT, "", Bytes::new())
+        }
+        PingAnswer::Never => faults::hold(respond).await,
     }
 }
 

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::faults::{LineOrder, Valve, Valved};
 use crate::routes;
 use crate::state::Shared;
 
@@ -40,8 +41,15 @@ pub(crate) async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
+                    shared.record(|r| r.connection_attempts.push(tokio::time::Instant::now()));
+                    if shared.faults.is_offline() {
+                        // Offline: the device's connection is accepted and closed at once.
+                        drop(tcp);
+                        continue;
+                    }
                     let id = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
-                    connections.spawn(connection(tcp, acceptor.clone(), shared.clone(), id, stop.clone()));
+                    let line = shared.faults.line();
+                    connections.spawn(connection(tcp, acceptor.clone(), shared.clone(), id, line, stop.clone()));
                 }
                 Err(e) => tracing::warn!("accept: {e}"),
             },
@@ -65,9 +73,13 @@ async fn connection(
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     id: u64,
+    mut line: broadcast::Receiver<LineOrder>,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
+    // Below TLS, so that a stall freezes everything, the TLS handshake and HTTP/2 PING acks included.
+    let valve = Arc::new(Valve::default());
+    let tcp = Valved::new(tcp, valve.clone());
     let handshake = async {
         let tls = acceptor.accept(tcp).await.map_err(|e| format!("TLS handshake: {e}"))?;
         h2::server::Builder::new()
@@ -89,6 +101,28 @@ async fn connection(
     let mut streams = JoinSet::new();
     loop {
         tokio::select! {
+            // Orders first: a fault injected before the device's next frame arrived must act on that frame.
+            biased;
+            order = line.recv() => match order {
+                // No GOAWAY: dropping the connection closes the socket; dropping `streams` aborts its tasks.
+                Ok(LineOrder::Drop) => return tracing::debug!(connection = id, "fault: dropped"),
+                Ok(LineOrder::GoAway) => h2.graceful_shutdown(),
+                Ok(LineOrder::Freeze) => valve.close(),
+                Ok(LineOrder::Thaw) => valve.open(),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(connection = id, "missed {missed} fault orders");
+                }
+                // The sender lives as long as the shared state this task holds.
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = stopped(&mut stop) => {
+                // Open streams (downchannels) are reset; the GOAWAY tells the client not to retry here.
+                streams.shutdown().await;
+                h2.abrupt_shutdown(h2::Reason::NO_ERROR);
+                let _ = tokio::time::timeout(GOAWAY_FLUSH, async { while let Some(Ok(_)) = h2.accept().await {} }).await;
+                return;
+            }
+            Some(_) = streams.join_next() => {}
             request = h2.accept() => match request {
                 Some(Ok((request, respond))) => {
                     streams.spawn(routes::route(shared.clone(), connection.clone(), request, respond));
@@ -99,14 +133,6 @@ async fn connection(
                 }
                 None => break,
             },
-            Some(_) = streams.join_next() => {}
-            _ = stopped(&mut stop) => {
-                // Open streams (downchannels) are reset; the GOAWAY tells the client not to retry here.
-                streams.shutdown().await;
-                h2.abrupt_shutdown(h2::Reason::NO_ERROR);
-                let _ = tokio::time::timeout(GOAWAY_FLUSH, async { while let Some(Ok(_)) = h2.accept().await {} }).await;
-                return;
-            }
         }
     }
     streams.shutdown().await;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 
+use crate::faults::{Faults, RefusedEvent};
 use crate::scenarios::{Cloud, Scenario};
 use crate::{lwa, schemas, ReceivedEvent, SimConfig, Violation};
 
@@ -18,6 +19,9 @@ pub(crate) struct Recorded {
     pub capabilities: Vec<Value>,
     pub violations: Vec<Violation>,
     pub deviations: Vec<String>,
+    pub refused_events: Vec<RefusedEvent>,
+    /// When each TCP connection was accepted, refused ones included.
+    pub connection_attempts: Vec<tokio::time::Instant>,
 }
 
 pub(crate) enum DownchannelMessage {
@@ -25,6 +29,8 @@ pub(crate) enum DownchannelMessage {
     /// A load generator run, written by the downchannel's task as flow control allows.
     Load(std::sync::Arc<crate::load::LoadSpec>),
     End,
+    /// RST_STREAM instead of an end (fault injection).
+    Reset,
 }
 
 pub(crate) struct Shared {
@@ -37,6 +43,7 @@ pub(crate) struct Shared {
     pub downchannels_opened: AtomicUsize,
     pub connections: AtomicU64,
     pub schemas: schemas::Schemas,
+    pub faults: Faults,
     /// The scripted dialog answers a Recognize with ExpectSpeech after the Speak.
     pub expect_speech_after_speak: AtomicBool,
     /// What the user's next request is about, and how the cloud reacts to what follows.
@@ -64,6 +71,7 @@ impl Shared {
             downchannels_opened: AtomicUsize::new(0),
             connections: AtomicU64::new(0),
             schemas: schemas::Schemas::default(),
+            faults: Faults::default(),
         }
     }
 

@@ -2,11 +2,12 @@
 //! payload against that plugin's schema, and hand it to the dialog sequencer. Whatever cannot be handled
 //! is answered with `System.ExceptionEncountered`, and the runtime keeps going.
 
+mod dedup;
 mod message;
 pub(crate) mod sequencer;
 pub mod stats;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 pub use message::{DirectiveMessage, EnvelopeError};
@@ -17,6 +18,7 @@ use crate::events::{exception_encountered, EventSender};
 use crate::observe::{Observer, RuntimeEvent};
 use crate::plugins::PluginHost;
 use crate::protocol;
+use dedup::RecentDirectives;
 use sequencer::{Routed, SequencerInput, SequencerSender};
 
 /// Directives about the connection itself, handled by the runtime rather than a plugin.
@@ -33,6 +35,7 @@ pub(crate) struct Router {
     events: EventSender,
     observer: Observer,
     connection: mpsc::UnboundedSender<ConnectionDirective>,
+    recent: Arc<Mutex<RecentDirectives>>,
 }
 
 impl Router {
@@ -43,7 +46,8 @@ impl Router {
         observer: Observer,
         connection: mpsc::UnboundedSender<ConnectionDirective>,
     ) -> Self {
-        Router { plugins, sequencer, events, observer, connection }
+        let recent = Arc::new(Mutex::new(RecentDirectives::new(dedup::WINDOW)));
+        Router { plugins, sequencer, events, observer, connection, recent }
     }
 
     /// Routes one directive JSON part, which holds `in_flight` until it is done with.
@@ -52,10 +56,21 @@ impl Router {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!("directive rejected: {e}");
-                self.events.send(exception_encountered(&raw, "UNEXPECTED_INFORMATION_RECEIVED", &e.to_string()));
+                self.events.send_or_log(exception_encountered(&raw, "UNEXPECTED_INFORMATION_RECEIVED", &e.to_string()));
                 return;
             }
         };
+        let first_time = self.recent.lock().unwrap_or_else(|e| e.into_inner()).first_time(directive.message_id());
+        if !first_time {
+            tracing::warn!(message_id = directive.message_id(), "directive received again: ignored");
+            self.observer.emit(RuntimeEvent::DirectiveDropped {
+                namespace: directive.namespace().into(),
+                name: directive.name().into(),
+                message_id: directive.message_id().into(),
+                reason: "a directive with this messageId was already received".into(),
+            });
+            return;
+        }
         directive.hold(in_flight);
         let Some(slot) = self.plugins.slot(directive.namespace()) else {
             return self.reject(
@@ -96,7 +111,7 @@ impl Router {
             message_id: directive.message_id().into(),
             reason: why.clone(),
         });
-        self.events.send(exception_encountered(directive.raw(), error_type, &why));
+        self.events.send_or_log(exception_encountered(directive.raw(), error_type, &why));
     }
 }
 

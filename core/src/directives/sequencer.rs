@@ -219,7 +219,7 @@ impl Sequencer {
             Ok(_) => self.report(&dispatched, sequence, Ok(())),
             Err(failure) => {
                 tracing::warn!(directive = %format!("{}.{}", directive.namespace(), directive.name()), "{failure}");
-                self.events.send(exception_encountered(
+                self.events.send_or_log(exception_encountered(
                     directive.raw(),
                     failure.kind.avs_error_type(),
                     &failure.to_string(),

@@ -133,6 +133,7 @@ impl PluginServices {
             serde_json::from_str(options).map_err(|e| format!("event options: {e}"))?
         };
         let payload = RawValue::from_string(payload.to_string()).map_err(|e| e.to_string())?;
+        let queue = self.hub.events.reserve().map_err(|e| format!("{name} not sent: {e}"))?;
         let mut event = OutgoingEvent::new(&self.interface, name, payload);
         event.with_context = options.context;
         event.must_deliver = self.must_deliver.contains(name);
@@ -163,7 +164,7 @@ impl PluginServices {
             name: name.to_string(),
             message_id: event.message_id.clone(),
         });
-        self.hub.events.send(event);
+        queue.send(event);
         Ok(answer.to_string())
     }
 }

@@ -95,7 +95,11 @@ pub(crate) async fn send(
                 let content_type =
                     parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
                 match boundary_from_content_type(content_type) {
-                    Some(boundary) => inbound.read_multipart(&boundary, &mut response_body).await?,
+                    Some(boundary) => {
+                        inbound
+                            .read_multipart(&boundary, &mut response_body, Some(inbound.limits.max_parts_per_response))
+                            .await?
+                    }
                     None => {
                         let _ = http2::read_to_end(&mut response_body, MAX_ERROR_BODY).await;
                         tracing::warn!("200 answer without a multipart boundary ({content_type:?}); ignored");

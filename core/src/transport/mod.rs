@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use backoff::Backoff;
+pub use backoff::{Backoff, ReconnectPolicy};
 use bytes::Bytes;
 use h2::client::SendRequest;
 use h2::RecvStream;
@@ -23,11 +23,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::auth::{AuthError, Authorizer};
+use crate::config::Limits;
 use crate::directives::Router;
-use crate::events::{empty_payload, EventReceiver, OutgoingEvent};
+use crate::events::{empty_payload, exception_encountered, EventReceiver, EventSender, OutgoingEvent};
 use crate::media::AttachmentStore;
-use crate::multipart::{boundary_from_content_type, MultipartError, MultipartParser, Part};
+use crate::multipart::{self, boundary_from_content_type, MultipartError, MultipartParser, Part};
 use crate::observe::{Observer, RuntimeEvent};
+use crate::outbox::Outbox;
 use crate::plugins::PluginHost;
 use crate::protocol;
 use event_stream::EventError;
@@ -44,6 +46,7 @@ pub struct Timing {
     /// How long a ping (either kind) may take before the connection counts as dead.
     pub ping_timeout: Duration,
     pub answer: Duration,
+    pub reconnect: ReconnectPolicy,
 }
 
 impl Default for Timing {
@@ -51,9 +54,11 @@ impl Default for Timing {
         Timing {
             connect: Duration::from_secs(60),
             ping_after_idle: Duration::from_secs(300),
-            keepalive: Duration::from_secs(20),
+            // A dead connection is noticed within keepalive + ping_timeout = 25 s, even while idle.
+            keepalive: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(10),
             answer: Duration::from_secs(60),
+            reconnect: ReconnectPolicy::default(),
         }
     }
 }
@@ -64,27 +69,51 @@ pub enum InboundError {
     Http2(#[from] Http2Error),
     #[error("malformed multipart: {0}")]
     Multipart(#[from] MultipartError),
+    #[error("an event's answer has more than {0} parts")]
+    TooManyParts(usize),
 }
 
 /// Directives the runtime holds at once (routed, queued for a dialog or a plugin, running); the next
 /// directive part waits for one to finish, and with it the HTTP/2 stream, so that a cloud pushing faster
-/// than the plugins work fills its flow-control window instead of this device's memory.
-pub(crate) const MAX_DIRECTIVES_IN_FLIGHT: usize = 1024;
+/// than the plugins work fills its flow-control window instead of this device's memory. A quarter of the
+/// event queue: a directive is read only while half the queue is free, and the directives in flight cause
+/// a couple of events each at most (a Speak: SpeechStarted, SpeechFinished), so they always find room.
+pub(crate) fn directives_in_flight(limits: &Limits) -> usize {
+    (limits.max_queued_events / 4).max(1)
+}
 
 /// Where directives and attachments arriving on any stream go.
 pub(crate) struct Inbound {
     pub router: Router,
     pub attachments: AttachmentStore,
     pub in_flight: Arc<Semaphore>,
+    /// Directives wait for room here for the events they will cause.
+    pub events: EventSender,
+    pub limits: Limits,
 }
 
 impl Inbound {
-    /// Reads a multipart/related body to its end, delivering each part as soon as it is complete.
-    pub(crate) async fn read_multipart(&self, boundary: &str, body: &mut RecvStream) -> Result<(), InboundError> {
-        let mut parser = MultipartParser::new(boundary);
+    /// Reads a multipart/related body to its end, delivering each part as soon as it is complete. An
+    /// event's answer may hold at most `max_parts` parts; the downchannel, endless, is paced instead.
+    pub(crate) async fn read_multipart(
+        &self,
+        boundary: &str,
+        body: &mut RecvStream,
+        max_parts: Option<usize>,
+    ) -> Result<(), InboundError> {
+        let limits = multipart::Limits {
+            max_part_bytes: self.limits.max_attachment_bytes.max(self.limits.max_directive_bytes),
+            ..multipart::Limits::default()
+        };
+        let mut parser = MultipartParser::with_limits(boundary, limits);
+        let mut parts = 0;
         while let Some(chunk) = http2::next_chunk(body).await? {
             parser.push(&chunk)?;
             while let Some(part) = parser.next_part()? {
+                parts += 1;
+                if let Some(max) = max_parts.filter(|max| parts > *max) {
+                    return Err(InboundError::TooManyParts(max));
+                }
                 self.deliver(part).await;
             }
         }
@@ -97,6 +126,17 @@ impl Inbound {
         let is_json = content_type.starts_with("application/json")
             || (content_type.is_empty() && part.body.first() == Some(&b'{'));
         if is_json {
+            if part.body.len() > self.limits.max_directive_bytes {
+                let why = format!(
+                    "a directive of {} bytes exceeds the limit of {} bytes",
+                    part.body.len(),
+                    self.limits.max_directive_bytes
+                );
+                tracing::warn!("directive refused: {why}");
+                self.events.send_or_log(exception_encountered(&part.body, "UNEXPECTED_INFORMATION_RECEIVED", &why));
+                return;
+            }
+            self.events.room_for(self.limits.max_queued_events / 2).await;
             let permit = self.in_flight.clone().acquire_owned().await.expect("the in-flight semaphore is never closed");
             self.router.route(part.body, permit);
         } else if let Some(id) = &part.headers.content_id {
@@ -110,6 +150,9 @@ impl Inbound {
         }
     }
 }
+
+/// How long shutdown waits for the answer to the event in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a connection ended.
 enum Ended {
@@ -135,6 +178,8 @@ pub(crate) struct Transport {
     pub plugins: Arc<PluginHost>,
     pub observer: Observer,
     pub events: EventReceiver,
+    /// Must-deliver events leave it once AVS answered them.
+    pub outbox: Outbox,
     /// Events to send before any new one: those whose connection died under them.
     pub retry: VecDeque<OutgoingEvent>,
     pub connections: u64,
@@ -144,8 +189,9 @@ impl Transport {
     /// Keeps a connection up until `shutdown` (or until the device is no longer linked); hands itself back (with its unsent events) so that the
     /// runtime can connect again later, e.g. after linking anew.
     pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Self {
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(self.timing.reconnect.clone());
         loop {
+            backoff.attempt();
             let reason = match self.connection(&mut shutdown, &mut backoff).await {
                 Ended::Shutdown => break,
                 Ended::Unlinked => {
@@ -206,7 +252,6 @@ impl Transport {
         if let Err(reason) = self.open_downchannel(&send_request, &token, &mut tasks).await {
             return Ended::Lost(reason);
         }
-        backoff.reset();
         self.connections += 1;
 
         // Nothing else may go out before SynchronizeState has been accepted on this connection.
@@ -232,6 +277,7 @@ impl Transport {
                 return Ended::Lost(format!("SynchronizeState failed: {e}"));
             }
         }
+        backoff.connected();
         self.observer.emit(RuntimeEvent::Connected { connection: self.connections });
         tracing::info!(connection = self.connections, "connected to {}", self.endpoint.authority);
 
@@ -240,38 +286,67 @@ impl Transport {
         // concurrent streams would be processed in any order, so the next event waits until the one in
         // flight is answered — as the AVS Device SDK does. An event streaming audio (Recognize) is
         // answered only after the user stops speaking, so it goes beside the others, not in their way.
-        let mut in_flight: Option<String> = None;
-        loop {
+        // A copy of the event in flight: if the connection ends before its answer (GOAWAY, a dead
+        // network), it is sent again on the next one rather than lost with the connection's tasks.
+        let mut in_flight: Option<OutgoingEvent> = None;
+        let reason = loop {
             let ping_due = last_activity + self.timing.ping_after_idle;
             tokio::select! {
-                _ = crate::tasks::raised(shutdown) => return Ended::Shutdown,
+                _ = crate::tasks::raised(shutdown) => {
+                    if let Some(event) = in_flight {
+                        self.await_answer(&mut tasks, &event.message_id).await;
+                    }
+                    return Ended::Shutdown;
+                }
                 event = next_event(&mut self.retry, &mut self.events), if in_flight.is_none() => {
                     let Some(event) = event else { return Ended::Shutdown };
                     last_activity = Instant::now();
-                    if event.audio.is_none() {
-                        in_flight = Some(event.message_id.clone());
-                    }
+                    in_flight = event.replay_copy();
                     self.spawn_event(&mut tasks, &send_request, &token, event);
                 }
                 Some(done) = tasks.join_next() => {
                     // A task that panicked may have been the event in flight: better out of order than stuck.
                     let Ok(done) = done else { in_flight = None; continue };
                     if let ConnectionTask::Event(event, _) = &done {
-                        if in_flight.as_deref() == Some(event.message_id.as_str()) {
+                        if in_flight.as_ref().is_some_and(|e| e.message_id == event.message_id) {
                             in_flight = None;
                         }
                     }
                     if let Some(reason) = self.task_done(done).await {
-                        return Ended::Lost(reason);
+                        break reason;
                     }
                 }
                 _ = tokio::time::sleep_until(ping_due) => {
                     if let Err(reason) = self.ping(&send_request, &token).await {
-                        return Ended::Lost(reason);
+                        break reason;
                     }
                     last_activity = Instant::now();
                 }
             }
+        };
+        if let Some(event) = in_flight {
+            self.requeue(event, &reason);
+        }
+        Ended::Lost(reason)
+    }
+
+    /// On shutdown, gives the event in flight a moment for its answer: one AVS accepted but the device
+    /// did not hear of would be sent again after the restart.
+    async fn await_answer(&self, tasks: &mut JoinSet<ConnectionTask>, message_id: &str) {
+        let answered = async {
+            while let Some(done) = tasks.join_next().await {
+                if let Ok(ConnectionTask::Event(event, result)) = done {
+                    if let Ok(status) = result {
+                        self.sent(&event, status);
+                    }
+                    if event.message_id == message_id {
+                        return;
+                    }
+                }
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, answered).await.is_err() {
+            tracing::warn!("shutting down without the answer to event {message_id}; it stays in the outbox");
         }
     }
 
@@ -310,7 +385,9 @@ impl Transport {
         };
         let inbound = self.inbound.clone();
         let mut body = response.into_body();
-        tasks.spawn(async move { ConnectionTask::Downchannel(inbound.read_multipart(&boundary, &mut body).await) });
+        tasks.spawn(
+            async move { ConnectionTask::Downchannel(inbound.read_multipart(&boundary, &mut body, None).await) },
+        );
         Ok(())
     }
 
@@ -349,6 +426,12 @@ impl Transport {
 
     fn sent(&self, event: &OutgoingEvent, status: u16) {
         tracing::debug!(event = ?event, status, "event sent");
+        if event.must_deliver {
+            if let Err(e) = self.outbox.delivered(&event.message_id) {
+                // It would be sent again after a restart: a duplicate, never a loss.
+                tracing::error!(event = ?event, "delivered, but still in the outbox: {e}");
+            }
+        }
         self.observer.emit(RuntimeEvent::EventSent {
             namespace: event.namespace.clone(),
             name: event.name.clone(),
@@ -370,17 +453,30 @@ impl Transport {
                 self.requeue(event, "403");
                 Some("event refused (403): access token refreshed".into())
             }
-            EventError::Status { status: 400, body } => {
-                tracing::error!(event = ?event, "AVS rejected the event as malformed (400), not retried: {body}");
-                self.observer.emit(failed(&error.to_string()));
-                None
-            }
             EventError::Status { status, .. } if *status == 429 || *status >= 500 => {
                 let reason = format!("event answered HTTP {status}");
                 self.requeue(event, &reason);
                 Some(reason)
             }
-            EventError::Connection(_) | EventError::Timeout(_) | EventError::Inbound(_) => {
+            EventError::Status { status, body } => {
+                // 400 and the like: the same event would be refused again, so it is not retried.
+                tracing::error!(event = ?event, "AVS refused the event (HTTP {status}), not retried: {body}");
+                if event.must_deliver {
+                    if let Err(e) = self.outbox.rejected(&event, *status, body) {
+                        tracing::error!(event = ?event, "recording the rejected event: {e}");
+                    }
+                }
+                self.observer.emit(failed(&error.to_string()));
+                None
+            }
+            EventError::Inbound(e) => {
+                // AVS accepted the event (200) and then sent an answer that breaks a limit or the format:
+                // the event is delivered, the rest of its answer is lost.
+                tracing::error!(event = ?event, "the answer to the event was refused: {e}");
+                self.sent(&event, 200);
+                None
+            }
+            EventError::Connection(_) | EventError::Timeout(_) => {
                 let reason = error.to_string();
                 self.requeue(event, &reason);
                 Some(reason)

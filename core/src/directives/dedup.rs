@@ -1,0 +1,51 @@
+//! Each directive is handled once. A cloud that re-sends a directive (after a broken answer, or a
+//! reconnect mid-stream) must not make the device act twice: the last messageIds are remembered.
+
+use std::collections::{HashSet, VecDeque};
+
+/// How many recent messageIds are remembered.
+pub(crate) const WINDOW: usize = 4096;
+
+pub(crate) struct RecentDirectives {
+    seen: HashSet<String>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl RecentDirectives {
+    pub(crate) fn new(capacity: usize) -> Self {
+        RecentDirectives { seen: HashSet::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+    }
+
+    /// True the first time `message_id` is seen within the window.
+    pub(crate) fn first_time(&mut self, message_id: &str) -> bool {
+        if self.seen.contains(message_id) {
+            return false;
+        }
+        if self.order.len() == self.capacity {
+            if let Some(oldest) = self.order.pop_front() {
+                self.seen.remove(&oldest);
+            }
+        }
+        self.seen.insert(message_id.to_string());
+        self.order.push_back(message_id.to_string());
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_id_counts_once_within_the_window_and_the_window_slides() {
+        let mut recent = RecentDirectives::new(3);
+        assert!(recent.first_time("a"));
+        assert!(!recent.first_time("a"));
+        for id in ["b", "c", "d"] {
+            assert!(recent.first_time(id));
+        }
+        assert!(recent.first_time("a"), "a left the window when d came");
+        assert!(!recent.first_time("d"));
+    }
+}
