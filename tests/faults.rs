@@ -121,7 +121,8 @@ async fn a_reset_downchannel() {
     device.stop().await;
 }
 
-/// 403, 429, 500 and 503: the event is sent again (after a token refresh for 403) and accepted once.
+/// 403, 429, 500 and 503: the event is sent again (after a token refresh and a reconnect for 403, after a
+/// backoff step on the same connection otherwise) and accepted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_events_are_retried_until_accepted() {
     let mut device = device().await;
@@ -129,10 +130,13 @@ async fn refused_events_are_retried_until_accepted() {
         .into_iter()
         .enumerate()
     {
+        let connection = device.sim.events().last().unwrap().connection;
         device.sim.inject(Fault::RefuseEvents { status: refusal, count: 1 });
         let volume = 20 + n as i64;
         turn_knob(&device, volume);
-        device.sim_event(|e| e.name == "VolumeChanged" && payload(e)["volume"] == volume).await;
+        let accepted = device.sim_event(|e| e.name == "VolumeChanged" && payload(e)["volume"] == volume).await;
+        // Only a 403 is about the connection (its token); throttling and failures are waited out on it.
+        assert_eq!(accepted.connection == connection, refusal != Refusal::Unauthorized, "{refusal:?}");
         let refused = device.sim.refused_events();
         assert_eq!(refused.len(), n + 1, "{refused:?}");
         assert_eq!(refused[n].status, Some(u16::from(refusal)));

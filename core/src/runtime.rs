@@ -168,6 +168,7 @@ impl Runtime {
             events: event_queue,
             outbox,
             retry: undelivered,
+            throttled: false,
             connections: 0,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);

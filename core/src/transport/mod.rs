@@ -183,6 +183,8 @@ pub(crate) struct Transport {
     /// Events to send before any new one: those whose connection died under them.
     pub retry: VecDeque<OutgoingEvent>,
     pub connections: u64,
+    /// AVS answered the last event 429 or 5xx: the next waits for a backoff step, on the same connection.
+    pub throttled: bool,
 }
 
 impl Transport {
@@ -289,6 +291,9 @@ impl Transport {
         // A copy of the event in flight: if the connection ends before its answer (GOAWAY, a dead
         // network), it is sent again on the next one rather than lost with the connection's tasks.
         let mut in_flight: Option<OutgoingEvent> = None;
+        // After a 429 or 5xx, events wait for a backoff step: reconnecting would only add to AVS's load.
+        let mut throttle = Backoff::new(self.timing.reconnect.clone());
+        let mut paused_until: Option<Instant> = None;
         let reason = loop {
             let ping_due = last_activity + self.timing.ping_after_idle;
             tokio::select! {
@@ -298,7 +303,8 @@ impl Transport {
                     }
                     return Ended::Shutdown;
                 }
-                event = next_event(&mut self.retry, &mut self.events), if in_flight.is_none() => {
+                _ = sleep_until_some(paused_until), if paused_until.is_some() => paused_until = None,
+                event = next_event(&mut self.retry, &mut self.events), if in_flight.is_none() && paused_until.is_none() => {
                     let Some(event) = event else { return Ended::Shutdown };
                     last_activity = Instant::now();
                     in_flight = event.replay_copy();
@@ -312,8 +318,16 @@ impl Transport {
                             in_flight = None;
                         }
                     }
+                    if matches!(done, ConnectionTask::Event(_, Ok(_))) {
+                        throttle = Backoff::new(self.timing.reconnect.clone());
+                    }
                     if let Some(reason) = self.task_done(done).await {
                         break reason;
+                    }
+                    if std::mem::take(&mut self.throttled) {
+                        let delay = throttle.next_delay();
+                        tracing::warn!("AVS is throttling or failing: the next event waits {} ms", delay.as_millis());
+                        paused_until = Some(Instant::now() + delay);
                     }
                 }
                 _ = tokio::time::sleep_until(ping_due) => {
@@ -454,9 +468,9 @@ impl Transport {
                 Some("event refused (403): access token refreshed".into())
             }
             EventError::Status { status, .. } if *status == 429 || *status >= 500 => {
-                let reason = format!("event answered HTTP {status}");
-                self.requeue(event, &reason);
-                Some(reason)
+                self.requeue(event, &format!("event answered HTTP {status}"));
+                self.throttled = true;
+                None
             }
             EventError::Status { status, body } => {
                 // 400 and the like: the same event would be refused again, so it is not retried.
@@ -535,6 +549,14 @@ impl Transport {
             Ok(Err(e)) => Err(format!("ping failed: {e}")),
             Err(_) => Err(format!("no ping answer within {:?}", self.timing.ping_timeout)),
         }
+    }
+}
+
+/// Resolves at `until`; never without one (the caller's guard keeps that branch off).
+async fn sleep_until_some(until: Option<Instant>) {
+    match until {
+        Some(until) => tokio::time::sleep_until(until).await,
+        None => std::future::pending().await,
     }
 }
 
