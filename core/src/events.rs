@@ -1,9 +1,11 @@
 //! Events on their way to AVS: what a plugin (or the core) asked to send, and the JSON it becomes once
 //! the device context is attached.
 
+use std::sync::Arc;
+
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::media::CaptureRequest;
 use crate::outbox::Outbox;
@@ -124,15 +126,29 @@ pub enum QueueError {
 pub struct EventSender {
     tx: mpsc::Sender<OutgoingEvent>,
     outbox: Option<Outbox>,
+    taken: Arc<Notify>,
 }
 
-pub type EventReceiver = mpsc::Receiver<OutgoingEvent>;
+/// The connection's end of the queue.
+pub struct EventReceiver {
+    rx: mpsc::Receiver<OutgoingEvent>,
+    taken: Arc<Notify>,
+}
+
+impl EventReceiver {
+    pub async fn recv(&mut self) -> Option<OutgoingEvent> {
+        let event = self.rx.recv().await;
+        self.taken.notify_waiters();
+        event
+    }
+}
 
 impl EventSender {
     /// A queue of at most `capacity` events.
     pub fn channel(capacity: usize, outbox: Option<Outbox>) -> (EventSender, EventReceiver) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        (EventSender { tx, outbox }, rx)
+        let taken = Arc::new(Notify::new());
+        (EventSender { tx, outbox, taken: taken.clone() }, EventReceiver { rx, taken })
     }
 
     /// A place in the queue, or why there is none.
@@ -161,9 +177,18 @@ impl EventSender {
     /// Waits until at least `room` events could be queued: directives are read only while the events
     /// they cause can be queued too, so a flood of them waits in the cloud rather than in memory.
     pub async fn room_for(&self, room: usize) {
+        // Not `reserve_many`: a waiter for many places collects each freed one as it comes, and the queue
+        // looks full to every plugin meanwhile.
         let room = room.clamp(1, self.tx.max_capacity());
-        // Closed means shutting down, when nothing is waited for anyway.
-        let _ = self.tx.reserve_many(room).await;
+        loop {
+            let taken = self.taken.notified();
+            tokio::pin!(taken);
+            taken.as_mut().enable();
+            if self.tx.capacity() >= room || self.tx.is_closed() {
+                return;
+            }
+            taken.await;
+        }
     }
 }
 
@@ -264,6 +289,9 @@ mod tests {
         let waiting = sender.room_for(2);
         tokio::pin!(waiting);
         assert!(futures_poll_once(waiting.as_mut()).await.is_none(), "one place is not room for two");
+        // Waiting for room takes none of it: a plugin's event still fits meanwhile.
+        sender.send(OutgoingEvent::new("Speaker", "MuteChanged", empty_payload())).unwrap();
+        queue.recv().await.unwrap();
         queue.recv().await.unwrap();
         waiting.await;
     }

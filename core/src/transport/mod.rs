@@ -75,11 +75,12 @@ pub enum InboundError {
 
 /// Directives the runtime holds at once (routed, queued for a dialog or a plugin, running); the next
 /// directive part waits for one to finish, and with it the HTTP/2 stream, so that a cloud pushing faster
-/// than the plugins work fills its flow-control window instead of this device's memory. A quarter of the
+/// than the plugins work fills its flow-control window instead of this device's memory. An eighth of the
 /// event queue: a directive is read only while half the queue is free, and the directives in flight cause
-/// a couple of events each at most (a Speak: SpeechStarted, SpeechFinished), so they always find room.
+/// a few events each at most (an AudioPlayer.Play replacing a playing item: PlaybackStopped,
+/// PlaybackStarted, PlaybackNearlyFinished, a progress report), so what they cause always finds room.
 pub(crate) fn directives_in_flight(limits: &Limits) -> usize {
-    (limits.max_queued_events / 4).max(1)
+    (limits.max_queued_events / 8).max(1)
 }
 
 /// Where directives and attachments arriving on any stream go.
@@ -151,8 +152,8 @@ impl Inbound {
     }
 }
 
-/// How long shutdown waits for the answer to the event in flight.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long an ending connection waits for the answer to the event in flight.
+const ANSWER_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a connection ended.
 enum Ended {
@@ -299,7 +300,9 @@ impl Transport {
             tokio::select! {
                 _ = crate::tasks::raised(shutdown) => {
                     if let Some(event) = in_flight {
-                        self.await_answer(&mut tasks, &event.message_id).await;
+                        if !self.await_answer(&mut tasks, &event.message_id).await {
+                            tracing::info!(event = ?event, "stopping before its answer (a must-deliver event goes again after the restart)");
+                        }
                     }
                     return Ended::Shutdown;
                 }
@@ -338,29 +341,37 @@ impl Transport {
                 }
             }
         };
+        // After a GOAWAY the stream in flight may still be answered: only an unanswered event goes again.
         if let Some(event) = in_flight {
-            self.requeue(event, &reason);
+            if !self.await_answer(&mut tasks, &event.message_id).await {
+                self.requeue(event, &reason);
+            }
         }
         Ended::Lost(reason)
     }
 
-    /// On shutdown, gives the event in flight a moment for its answer: one AVS accepted but the device
-    /// did not hear of would be sent again after the restart.
-    async fn await_answer(&self, tasks: &mut JoinSet<ConnectionTask>, message_id: &str) {
+    /// Gives the event in flight a moment for its answer when the connection ends or the runtime stops:
+    /// one AVS accepted but the device did not hear of would be sent twice. True if it was answered.
+    async fn await_answer(&self, tasks: &mut JoinSet<ConnectionTask>, message_id: &str) -> bool {
         let answered = async {
             while let Some(done) = tasks.join_next().await {
                 if let Ok(ConnectionTask::Event(event, result)) = done {
-                    if let Ok(status) = result {
-                        self.sent(&event, status);
+                    if let Ok(status) = &result {
+                        self.sent(&event, *status);
                     }
                     if event.message_id == message_id {
-                        return;
+                        return result.is_ok();
                     }
                 }
             }
+            false
         };
-        if tokio::time::timeout(SHUTDOWN_GRACE, answered).await.is_err() {
-            tracing::warn!("shutting down without the answer to event {message_id}; it stays in the outbox");
+        match tokio::time::timeout(ANSWER_GRACE, answered).await {
+            Ok(answered) => answered,
+            Err(_) => {
+                tracing::warn!("no answer to event {message_id} before the connection ended");
+                false
+            }
         }
     }
 
