@@ -261,6 +261,23 @@ mod tests {
         assert_eq!(config.capabilities_endpoint(), "https://localhost:2/v1/devices/@self/capabilities");
     }
 
+    /// Trust can only be widened by a CA file: no key turns certificate verification off.
+    #[test]
+    fn no_key_turns_tls_verification_off() {
+        figment::Jail::expect_with(|jail| {
+            for key in ["tls_verify = false", "insecure = true", "danger_accept_invalid_certs = true"] {
+                jail.create_file("avs.toml", key)?;
+                let err = Config::load(None).unwrap_err().to_string();
+                assert!(err.contains("unknown field"), "{key}: {err}");
+            }
+            jail.create_file("avs.toml", "[limits]\nmax_queued_events = 64\n")?;
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.limits.max_queued_events, 64);
+            assert_eq!(config.limits.max_directive_bytes, Limits::default().max_directive_bytes, "the rest default");
+            Ok(())
+        });
+    }
+
     #[test]
     fn bad_configuration_is_a_clear_error() {
         figment::Jail::expect_with(|jail| {
