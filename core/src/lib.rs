@@ -22,6 +22,7 @@ pub mod process;
 pub mod protocol;
 pub mod runtime;
 pub mod schema;
+pub mod secret_file;
 pub mod storage;
 pub(crate) mod tasks;
 pub mod template;

@@ -260,7 +260,9 @@ impl MultipartParser {
         let mut line_start = self.scanned;
         let (end, after_blank_line) = loop {
             let Some(at) = memchr::memchr(b'\n', &self.buf[line_start..]) else {
-                if self.buf.len() > limit {
+                // Every complete line was checked; what is pending counts only if it cannot be the blank
+                // line that ends the block, which a chunk may have cut after its `\r`.
+                if self.buf.len() > limit && !matches!(&self.buf[line_start..], b"" | b"\r") {
                     return Err(MultipartError::HeadersTooLarge { limit });
                 }
                 self.scanned = line_start;
@@ -743,6 +745,11 @@ mod tests {
             assert_eq!(parse(&long_header, chunk), Err(MultipartError::HeadersTooLarge { limit: 64 }));
             let unterminated = [b"--b\r\nX-Long: ".as_slice(), &[b'h'; 100]].concat();
             assert_eq!(parse(&unterminated, chunk), Err(MultipartError::HeadersTooLarge { limit: 64 }));
+        }
+        // Headers right at the limit, cut anywhere — also between the blank line's `\r` and `\n`.
+        let at_the_limit = [b"--b\r\nX-Fill: ".as_slice(), &[b'h'; 54], b"\r\n\r\n0123456789\r\n--b--"].concat();
+        for chunk in 1..at_the_limit.len() {
+            assert_eq!(parse(&at_the_limit, chunk), Ok(()), "chunks of {chunk}");
         }
     }
 

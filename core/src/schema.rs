@@ -2,6 +2,7 @@
 //! is a hash lookup plus a pre-compiled validator run — never a schema compilation on the hot path.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use jsonschema::Validator;
 use serde_json::{Map, Value};
@@ -10,6 +11,8 @@ use serde_json::{Map, Value};
 pub enum SchemaError {
     #[error("schema {path} does not compile: {message}")]
     Compile { path: String, message: String },
+    #[error("schema file {path}: {message}")]
+    Read { path: String, message: String },
 }
 
 /// Why a message failed its schema: the first few errors, each with its JSON pointer.
@@ -52,6 +55,14 @@ impl InterfaceSchemas {
         Ok(schemas)
     }
 
+    /// Compiles an interface version's directory as it is in `schemas/` (what its plugin embeds), for tools
+    /// that judge messages without loading the plugin.
+    pub fn load_dir(dir: &Path) -> Result<Self, SchemaError> {
+        let mut documents = Map::new();
+        collect_documents(dir, dir, &mut documents)?;
+        Self::compile(documents)
+    }
+
     pub fn has_directive(&self, name: &str) -> bool {
         self.directives.contains_key(name)
     }
@@ -75,6 +86,28 @@ impl InterfaceSchemas {
     pub fn examples(&self) -> &[(String, Value)] {
         &self.examples
     }
+}
+
+/// Every `.json` file below `dir`, keyed by its path relative to `root` with `/` separators.
+fn collect_documents(root: &Path, dir: &Path, documents: &mut Map<String, Value>) -> Result<(), SchemaError> {
+    let failed = |path: &Path, message: String| SchemaError::Read { path: path.display().to_string(), message };
+    let entries = std::fs::read_dir(dir).map_err(|e| failed(dir, e.to_string()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| failed(dir, e.to_string()))?.path();
+        if path.is_dir() {
+            collect_documents(root, &path, documents)?;
+            continue;
+        }
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let text = std::fs::read(&path).map_err(|e| failed(&path, e.to_string()))?;
+        let document = serde_json::from_slice(&text).map_err(|e| failed(&path, e.to_string()))?;
+        let relative = path.strip_prefix(root).unwrap_or(&path);
+        let key = relative.iter().map(|c| c.to_string_lossy()).collect::<Vec<_>>().join("/");
+        documents.insert(key, document);
+    }
+    Ok(())
 }
 
 fn check(validator: Option<&Validator>, kind: &str, name: &str, payload: &Value) -> Result<(), Violation> {
@@ -116,6 +149,22 @@ mod tests {
         let err = s.check_directive("SetMute", &json!({"mute": true})).unwrap_err();
         assert!(err.0.contains("no schema"), "{err}");
         assert_eq!(s.examples().len(), 1);
+    }
+
+    /// Speaker 1.0 as in `schemas/`: its own valid SetVolume example passes, its invalid one does not.
+    #[test]
+    fn an_interface_directory_loads_with_its_examples() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/Speaker/1.0");
+        let s = InterfaceSchemas::load_dir(&dir).unwrap();
+        assert!(s.has_directive("SetVolume") && s.has_event("VolumeChanged"));
+        let example = |prefix: &str| {
+            let (_, doc) = s.examples().iter().find(|(p, _)| p.starts_with(prefix)).expect(prefix);
+            doc["directive"]["payload"].clone()
+        };
+        assert!(s.check_directive("SetVolume", &example("examples/valid/SetVolume")).is_ok());
+        assert!(s.check_directive("SetVolume", &example("examples/invalid/SetVolume")).is_err());
+        let err = InterfaceSchemas::load_dir(&dir.join("missing")).err().expect("must fail");
+        assert!(err.to_string().contains("missing"), "{err}");
     }
 
     #[test]

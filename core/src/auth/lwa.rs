@@ -9,7 +9,7 @@ use super::{AuthError, Secret};
 
 /// `POST /auth/O2/create/codepair` answered 200.
 #[derive(Debug, Deserialize)]
-pub(super) struct CodePairAnswer {
+pub struct CodePairAnswer {
     pub user_code: String,
     pub device_code: Secret,
     pub verification_uri: String,
@@ -25,7 +25,7 @@ fn default_interval() -> u64 {
 
 /// `POST /auth/O2/token` answered 200 (device_code or refresh_token grant).
 #[derive(Debug, Deserialize)]
-pub(super) struct TokenAnswer {
+pub struct TokenAnswer {
     pub access_token: Secret,
     /// Always present after linking; a refresh answer without one keeps the current refresh token.
     pub refresh_token: Option<Secret>,
@@ -51,7 +51,7 @@ fn parse<T: serde::de::DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, 
 }
 
 /// Like the SDK, a code pair missing what the user or the poll needs is refused.
-pub(super) fn parse_code_pair(status: u16, body: &[u8]) -> Result<CodePairAnswer, AuthError> {
+pub fn parse_code_pair(status: u16, body: &[u8]) -> Result<CodePairAnswer, AuthError> {
     let pair: CodePairAnswer = parse(status, body)?;
     let complete = !pair.user_code.is_empty()
         && !pair.device_code.expose().is_empty()
@@ -61,7 +61,7 @@ pub(super) fn parse_code_pair(status: u16, body: &[u8]) -> Result<CodePairAnswer
 }
 
 /// Like the SDK, a token answer must be a bearer token with a lifetime.
-pub(super) fn parse_tokens(status: u16, body: &[u8]) -> Result<TokenAnswer, AuthError> {
+pub fn parse_tokens(status: u16, body: &[u8]) -> Result<TokenAnswer, AuthError> {
     let answer: TokenAnswer = parse(status, body)?;
     let usable = answer.token_type.eq_ignore_ascii_case("bearer")
         && !answer.access_token.expose().is_empty()

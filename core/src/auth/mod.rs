@@ -2,7 +2,7 @@
 //! only the device's user can read (avs-protocol §3). Tokens are `Secret`s: they print as `<redacted>`
 //! everywhere.
 
-mod lwa;
+pub(crate) mod lwa;
 mod store;
 
 use std::path::PathBuf;

@@ -2,12 +2,13 @@
 //! long-lived credential for the user's Amazon account, so a store others can read is refused rather
 //! than used.
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::{AuthError, Secret};
+use crate::secret_file::{read_owner_only, SecretFileError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Tokens {
@@ -23,16 +24,14 @@ fn store_err(path: &Path, reason: impl std::fmt::Display) -> AuthError {
 
 /// The stored tokens; `None` when the device was never linked (or was unlinked).
 pub(super) fn read(path: &Path) -> Result<Option<Tokens>, AuthError> {
-    let metadata = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(store_err(path, e)),
+    let bytes = match read_owner_only(path) {
+        Ok(bytes) => bytes,
+        Err(SecretFileError::NotFound) => return Ok(None),
+        Err(SecretFileError::Insecure { mode }) => {
+            return Err(AuthError::InsecureStore { path: path.display().to_string(), mode })
+        }
+        Err(SecretFileError::Io(e)) => return Err(store_err(path, e)),
     };
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(AuthError::InsecureStore { path: path.display().to_string(), mode });
-    }
-    let bytes = std::fs::read(path).map_err(|e| store_err(path, e))?;
     // serde_json's message may quote a value, and values here are tokens: only say where it broke.
     serde_json::from_slice(&bytes).map(Some).map_err(|e| {
         let at = format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column());
@@ -80,6 +79,8 @@ pub(super) fn remove(path: &Path) -> Result<(), AuthError> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn tokens() -> Tokens {

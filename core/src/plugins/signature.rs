@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
+use crate::secret_file::{read_owner_only, SecretFileError};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SignatureError {
     #[error("{path}: {reason}")]
@@ -22,6 +24,11 @@ pub enum SignatureError {
     KeyGeneration,
     #[error("{path}: not an Ed25519 PKCS#8 private key")]
     BadPrivateKey { path: String },
+    #[error(
+        "{path}: the plugin signing key is readable or writable by others (mode {mode:o}); refusing to use it: \
+         chmod 600 it, and treat it as leaked if others could read it"
+    )]
+    InsecureKey { path: String, mode: u32 },
 }
 
 fn file_err(path: &Path, reason: impl std::fmt::Display) -> SignatureError {
@@ -106,9 +113,20 @@ pub fn generate_key() -> Result<(Vec<u8>, String), SignatureError> {
     Ok((pkcs8.as_ref().to_vec(), to_hex(pair.public_key().as_ref())))
 }
 
+/// The bytes of a signing key, which whoever holds can make any library loadable on every device trusting
+/// it: a key file others can read is refused, like the token store.
+fn read_private_key(key_file: &Path) -> Result<Vec<u8>, SignatureError> {
+    read_owner_only(key_file).map_err(|e| match e {
+        SecretFileError::Insecure { mode } => {
+            SignatureError::InsecureKey { path: key_file.display().to_string(), mode }
+        }
+        other => file_err(key_file, other),
+    })
+}
+
 /// Signs `library` with the PKCS#8 key in `key_file`, writing `<library>.sig`; returns its path.
 pub fn sign_file(library: &Path, key_file: &Path) -> Result<PathBuf, SignatureError> {
-    let pkcs8 = std::fs::read(key_file).map_err(|e| file_err(key_file, e))?;
+    let pkcs8 = read_private_key(key_file)?;
     let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
         .map_err(|_| SignatureError::BadPrivateKey { path: key_file.display().to_string() })?;
     let bytes = std::fs::read(library).map_err(|e| file_err(library, e))?;
@@ -155,13 +173,13 @@ pub fn copy_and_sign(from: &Path, to: &Path, key_file: &Path) -> Result<Vec<Path
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn signed_files_verify_and_anything_else_is_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let (key, public) = write_key_pair(dir.path(), "signing").unwrap();
         let (_, other_public) = write_key_pair(dir.path(), "other").unwrap();
-        use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
         let library = dir.path().join("libx.so");
         std::fs::write(&library, b"plugin bytes").unwrap();
@@ -180,6 +198,24 @@ mod tests {
     }
 
     #[test]
+    fn a_signing_key_others_can_read_or_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = write_key_pair(dir.path(), "signing").unwrap();
+        let library = dir.path().join("libx.so");
+        std::fs::write(&library, b"plugin bytes").unwrap();
+        for insecure in [0o644, 0o640, 0o604, 0o620, 0o602, 0o660, 0o666] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(insecure)).unwrap();
+            let err = sign_file(&library, &key).unwrap_err();
+            assert!(matches!(err, SignatureError::InsecureKey { mode, .. } if mode == insecure), "{err}");
+            let message = err.to_string();
+            assert!(message.contains("signing.key") && message.contains("chmod 600"), "{message}");
+            assert!(!signature_path(&library).exists(), "nothing signed with a refused key");
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
+        sign_file(&library, &key).expect("read-only for the owner is fine");
+    }
+
+    #[test]
     fn malformed_keys_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("bad.pub");
@@ -187,6 +223,7 @@ mod tests {
         assert!(TrustedKeys::load(&[bad]).unwrap_err().to_string().contains("bad.pub"));
         let not_a_key = dir.path().join("k.key");
         std::fs::write(&not_a_key, b"junk").unwrap();
+        std::fs::set_permissions(&not_a_key, std::fs::Permissions::from_mode(0o600)).unwrap();
         let lib = dir.path().join("l.so");
         std::fs::write(&lib, b"x").unwrap();
         assert!(matches!(sign_file(&lib, &not_a_key), Err(SignatureError::BadPrivateKey { .. })));
