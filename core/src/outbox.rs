@@ -60,25 +60,27 @@ impl Outbox {
     /// Keeps `event` until `delivered` or `rejected` is called with its messageId.
     pub fn keep(&self, event: &OutgoingEvent) -> Result<(), StorageError> {
         self.storage.with_db(|db| {
-            db.execute(
+            db.prepare_cached(
                 "INSERT OR IGNORE INTO outbox (message_id, namespace, name, dialog_request_id, payload, with_context)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    event.message_id,
-                    event.namespace,
-                    event.name,
-                    event.dialog_request_id,
-                    event.payload.get(),
-                    event.with_context
-                ],
-            )
+            )?
+            .execute(params![
+                event.message_id,
+                event.namespace,
+                event.name,
+                event.dialog_request_id,
+                event.payload.get(),
+                event.with_context
+            ])
             .map(drop)
         })
     }
 
     /// AVS accepted the event.
     pub fn delivered(&self, message_id: &str) -> Result<(), StorageError> {
-        self.storage.with_db(|db| db.execute("DELETE FROM outbox WHERE message_id = ?1", [message_id]).map(drop))
+        self.storage.with_db(|db| {
+            db.prepare_cached("DELETE FROM outbox WHERE message_id = ?1")?.execute([message_id]).map(drop)
+        })
     }
 
     /// AVS refused the event for good: it moves to the record of rejected events, in one transaction.

@@ -40,6 +40,8 @@ impl Storage {
     }
 
     /// Runs `f` with the connection; every table of the data dir goes through here, one call at a time.
+    /// Statements run per directive or event are `prepare_cached`: parsing the SQL each time cost more
+    /// than running it.
     pub(crate) fn with_db<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StorageError> {
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
         Ok(f(&db)?)
@@ -47,20 +49,19 @@ impl Storage {
 
     pub fn get(&self, namespace: &str, key: &str) -> Result<Option<String>, StorageError> {
         self.with_db(|db| {
-            db.query_row("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2", params![namespace, key], |row| {
-                row.get(0)
-            })
-            .optional()
+            db.prepare_cached("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2")?
+                .query_row(params![namespace, key], |row| row.get(0))
+                .optional()
         })
     }
 
     pub fn put(&self, namespace: &str, key: &str, value: &str) -> Result<(), StorageError> {
         self.with_db(|db| {
-            db.execute(
+            db.prepare_cached(
                 "INSERT INTO kv (namespace, key, value) VALUES (?1, ?2, ?3)
                  ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
-                params![namespace, key, value],
-            )
+            )?
+            .execute(params![namespace, key, value])
             .map(drop)
         })
     }

@@ -14,7 +14,8 @@
 //!
 //! ```text
 //! {"fault": "drop_connections"}                 TCP closed on every open connection, no GOAWAY
-//! {"fault": "go_away"}                          graceful GOAWAY (NO_ERROR); open streams may finish
+//! {"fault": "go_away"}                          graceful GOAWAY (NO_ERROR); open streams may finish,
+//!                                               downchannels end
 //! {"fault": "reset_downchannel"}                RST_STREAM (CANCEL) on every open downchannel
 //! {"fault": "refuse_events", "status": 429, "count": 2}
 //!                                               the next 2 events get 429 + System.Exception
