@@ -9,10 +9,9 @@ use avs_core::config::Config;
 use avs_core::observe::{Observer, RuntimeEvent};
 use avs_core::runtime::Runtime;
 use avs_sim::{Sim, SimConfig, SimHandle};
-use common::{built_plugin_dir, device_config, payload, test_options, Device, WAIT};
+use common::{built_plugin_dir, device_config, next_matching, payload, test_options, Device, WAIT};
 use serde_json::json;
 use time::macros::format_description;
-use tokio::sync::broadcast;
 
 /// The minimal device plus Alerts.
 fn with_alerts(config: &mut Config) {
@@ -38,18 +37,6 @@ fn set_alert(sim: &SimHandle, token: &str, kind: &str, scheduled_time: &str) {
     );
 }
 
-async fn next(events: &mut broadcast::Receiver<RuntimeEvent>, pred: impl Fn(&RuntimeEvent) -> bool) -> RuntimeEvent {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Err(_) => panic!("runtime event not seen within {WAIT:?}"),
-            Ok(Ok(event)) if pred(&event) => return event,
-            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(e)) => panic!("observer: {e}"),
-        }
-    }
-}
-
 fn queued(name: &'static str) -> impl Fn(&RuntimeEvent) -> bool {
     move |e| matches!(e, RuntimeEvent::EventQueued { namespace, name: n, .. } if namespace == "Alerts" && n == name)
 }
@@ -65,18 +52,18 @@ async fn an_alert_sounds_on_time_with_the_cloud_down_and_avs_hears_of_it_when_it
     let observer = Observer::with_capacity(4096);
     let mut events = observer.subscribe();
     let runtime = Runtime::start_observed(config, test_options(), observer).await.unwrap();
-    next(&mut events, |e| matches!(e, RuntimeEvent::Connected { .. })).await;
+    next_matching(&mut events, |e| matches!(e, RuntimeEvent::Connected { .. })).await;
 
     let (scheduled, due) = in_seconds(2);
     set_alert(&sim, "timer-1", "TIMER", &scheduled);
     sim.wait_for_event(|e| e.name == "SetAlertSucceeded", WAIT).await.unwrap();
     sim.clone().shutdown().await; // AVS is gone
 
-    next(&mut events, queued("AlertStarted")).await;
+    next_matching(&mut events, queued("AlertStarted")).await;
     let late = SystemTime::now().duration_since(due).expect("not before its time");
     assert!(late < Duration::from_millis(1_500), "sounded {late:?} after its time");
     runtime.user_event("user.stop", &json!({}));
-    next(&mut events, queued("AlertStopped")).await;
+    next_matching(&mut events, queued("AlertStopped")).await;
 
     // AVS is back on the same address: the device reconnects and delivers what happened meanwhile.
     let sim = Sim::start(SimConfig::new(address, sim_dir)).await.unwrap();

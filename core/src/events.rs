@@ -125,7 +125,7 @@ pub enum QueueError {
 #[derive(Clone)]
 pub struct EventSender {
     tx: mpsc::Sender<OutgoingEvent>,
-    outbox: Option<Outbox>,
+    outbox: Outbox,
     taken: Arc<Notify>,
 }
 
@@ -145,7 +145,7 @@ impl EventReceiver {
 
 impl EventSender {
     /// A queue of at most `capacity` events.
-    pub fn channel(capacity: usize, outbox: Option<Outbox>) -> (EventSender, EventReceiver) {
+    pub fn channel(capacity: usize, outbox: Outbox) -> (EventSender, EventReceiver) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let taken = Arc::new(Notify::new());
         (EventSender { tx, outbox, taken: taken.clone() }, EventReceiver { rx, taken })
@@ -157,7 +157,7 @@ impl EventSender {
             mpsc::error::TrySendError::Full(()) => QueueError::Full { capacity: self.tx.max_capacity() },
             mpsc::error::TrySendError::Closed(()) => QueueError::Closed,
         })?;
-        Ok(EventSlot { permit, outbox: self.outbox.as_ref() })
+        Ok(EventSlot { permit, outbox: &self.outbox })
     }
 
     /// Queues `event`, or says why it cannot be.
@@ -168,9 +168,9 @@ impl EventSender {
 
     /// Sends an event the runtime itself raised; a full queue costs only this event, and says so.
     pub fn send_or_log(&self, event: OutgoingEvent) {
-        let what = format!("{event:?}");
-        if let Err(e) = self.send(event) {
-            tracing::error!("event {what} dropped: {e}");
+        match self.reserve() {
+            Ok(slot) => slot.send(event),
+            Err(e) => tracing::error!(event = ?event, "event dropped: {e}"),
         }
     }
 
@@ -195,17 +195,15 @@ impl EventSender {
 /// A reserved place in the event queue.
 pub struct EventSlot<'a> {
     permit: mpsc::Permit<'a, OutgoingEvent>,
-    outbox: Option<&'a Outbox>,
+    outbox: &'a Outbox,
 }
 
 impl EventSlot<'_> {
     pub fn send(self, event: OutgoingEvent) {
         if event.must_deliver && event.audio.is_none() {
-            if let Some(outbox) = self.outbox {
-                // Still sent when the disk fails: better delivered unpersisted than not at all.
-                if let Err(e) = outbox.keep(&event) {
-                    tracing::error!(event = ?event, "must-deliver event not persisted: {e}");
-                }
+            // Still sent when the disk fails: better delivered unpersisted than not at all.
+            if let Err(e) = self.outbox.keep(&event) {
+                tracing::error!(event = ?event, "must-deliver event not persisted: {e}");
             }
         }
         self.permit.send(event);
@@ -271,7 +269,7 @@ mod tests {
     async fn a_full_queue_refuses_clearly_and_must_deliver_events_are_kept_before_queueing() {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(crate::storage::Storage::open(&dir.path().join("avs.db")).unwrap()).unwrap();
-        let (sender, mut queue) = EventSender::channel(2, Some(outbox.clone()));
+        let (sender, mut queue) = EventSender::channel(2, outbox.clone());
         let mut must = OutgoingEvent::new("Alerts", "AlertStarted", empty_payload());
         must.must_deliver = true;
         let must_id = must.message_id.clone();

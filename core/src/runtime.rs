@@ -103,7 +103,7 @@ impl Runtime {
         if !undelivered.is_empty() {
             tracing::info!("{} must-deliver events from before the restart wait for AVS", undelivered.len());
         }
-        let (events, event_queue) = EventSender::channel(config.limits.max_queued_events, Some(outbox.clone()));
+        let (events, event_queue) = EventSender::channel(config.limits.max_queued_events, outbox.clone());
         let (sequencer_tx, sequencer_rx) = sequencer::channel();
         let runtime = tokio::runtime::Handle::current();
         let attachments =
@@ -168,7 +168,6 @@ impl Runtime {
             events: event_queue,
             outbox,
             retry: undelivered,
-            throttled: false,
             connections: 0,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);

@@ -2,13 +2,15 @@
 //! reconnect mid-stream) must not make the device act twice: the last messageIds are remembered.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 
 /// How many recent messageIds are remembered.
 pub(crate) const WINDOW: usize = 4096;
 
 pub(crate) struct RecentDirectives {
-    seen: HashSet<String>,
-    order: VecDeque<String>,
+    /// One allocation per directive, shared by the set and the order.
+    seen: HashSet<Arc<str>>,
+    order: VecDeque<Arc<str>>,
     capacity: usize,
 }
 
@@ -27,8 +29,9 @@ impl RecentDirectives {
                 self.seen.remove(&oldest);
             }
         }
-        self.seen.insert(message_id.to_string());
-        self.order.push_back(message_id.to_string());
+        let id: Arc<str> = message_id.into();
+        self.seen.insert(id.clone());
+        self.order.push_back(id);
         true
     }
 }

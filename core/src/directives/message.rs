@@ -107,7 +107,7 @@ impl DirectiveMessage {
         std::str::from_utf8(&self.raw[self.payload.clone()]).unwrap_or("{}")
     }
 
-    /// The whole directive as received (for `unparsedDirective` in ExceptionEncountered).
+    /// Takes `permit` along until the directive is dropped.
     pub(crate) fn hold(&mut self, permit: OwnedSemaphorePermit) {
         self.in_flight = Some(permit);
     }
@@ -116,6 +116,7 @@ impl DirectiveMessage {
         self.arrived
     }
 
+    /// The whole directive as received (for `unparsedDirective` in ExceptionEncountered).
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }

@@ -76,11 +76,16 @@ impl Backoff {
         self.connected_since = Some(Instant::now());
     }
 
+    /// What was waited out succeeded: the next failure starts the table again.
+    pub fn reset(&mut self) {
+        self.step = 0;
+    }
+
     /// The connection (or the attempt) ended: how long to wait before the next attempt.
     pub fn next_delay(&mut self) -> Duration {
         let now = Instant::now();
         if self.connected_since.take().is_some_and(|since| now.duration_since(since) >= self.policy.healthy_after) {
-            self.step = 0;
+            self.reset();
         }
         let base = self.policy.delays.get(self.step).or(self.policy.delays.last()).copied().unwrap_or_default();
         self.step += 1;

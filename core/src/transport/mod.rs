@@ -155,6 +155,14 @@ impl Inbound {
 /// How long an ending connection waits for the answer to the event in flight.
 const ANSWER_GRACE: Duration = Duration::from_secs(2);
 
+/// What a finished connection task means for the connection.
+enum AfterTask {
+    Continue,
+    /// AVS answered an event 429 or 5xx: the next event waits a backoff step, on the same connection.
+    Pause,
+    End(String),
+}
+
 /// Why a connection ended.
 enum Ended {
     Shutdown,
@@ -184,8 +192,6 @@ pub(crate) struct Transport {
     /// Events to send before any new one: those whose connection died under them.
     pub retry: VecDeque<OutgoingEvent>,
     pub connections: u64,
-    /// AVS answered the last event 429 or 5xx: the next waits for a backoff step, on the same connection.
-    pub throttled: bool,
 }
 
 impl Transport {
@@ -321,16 +327,16 @@ impl Transport {
                             in_flight = None;
                         }
                     }
-                    if matches!(done, ConnectionTask::Event(_, Ok(_))) {
-                        throttle = Backoff::new(self.timing.reconnect.clone());
-                    }
-                    if let Some(reason) = self.task_done(done).await {
-                        break reason;
-                    }
-                    if std::mem::take(&mut self.throttled) {
-                        let delay = throttle.next_delay();
-                        tracing::warn!("AVS is throttling or failing: the next event waits {} ms", delay.as_millis());
-                        paused_until = Some(Instant::now() + delay);
+                    let answered = matches!(done, ConnectionTask::Event(_, Ok(_)));
+                    match self.task_done(done).await {
+                        AfterTask::Continue if answered => throttle.reset(),
+                        AfterTask::Continue => {}
+                        AfterTask::Pause => {
+                            let delay = throttle.next_delay();
+                            tracing::warn!("AVS is throttling or failing: the next event waits {} ms", delay.as_millis());
+                            paused_until = Some(Instant::now() + delay);
+                        }
+                        AfterTask::End(reason) => break reason,
                     }
                 }
                 _ = tokio::time::sleep_until(ping_due) => {
@@ -433,17 +439,17 @@ impl Transport {
         });
     }
 
-    /// Handles a finished connection task; `Some(reason)` ends the connection.
-    async fn task_done(&mut self, done: ConnectionTask) -> Option<String> {
+    /// Handles a finished connection task: what it means for the connection.
+    async fn task_done(&mut self, done: ConnectionTask) -> AfterTask {
         match done {
-            ConnectionTask::Driver(Ok(())) => Some("the server closed the connection".into()),
-            ConnectionTask::Driver(Err(e)) => Some(format!("connection error: {e}")),
-            ConnectionTask::Downchannel(Ok(())) => Some("the server ended the downchannel".into()),
-            ConnectionTask::Downchannel(Err(e)) => Some(format!("downchannel: {e}")),
-            ConnectionTask::Keepalive(reason) => Some(reason),
+            ConnectionTask::Driver(Ok(())) => AfterTask::End("the server closed the connection".into()),
+            ConnectionTask::Driver(Err(e)) => AfterTask::End(format!("connection error: {e}")),
+            ConnectionTask::Downchannel(Ok(())) => AfterTask::End("the server ended the downchannel".into()),
+            ConnectionTask::Downchannel(Err(e)) => AfterTask::End(format!("downchannel: {e}")),
+            ConnectionTask::Keepalive(reason) => AfterTask::End(reason),
             ConnectionTask::Event(event, Ok(status)) => {
                 self.sent(&event, status);
-                None
+                AfterTask::Continue
             }
             ConnectionTask::Event(event, Err(error)) => self.event_failed(*event, error).await,
         }
@@ -465,7 +471,7 @@ impl Transport {
         });
     }
 
-    async fn event_failed(&mut self, event: OutgoingEvent, error: EventError) -> Option<String> {
+    async fn event_failed(&mut self, event: OutgoingEvent, error: EventError) -> AfterTask {
         let failed = |error: &str| RuntimeEvent::EventFailed {
             namespace: event.namespace.clone(),
             name: event.name.clone(),
@@ -476,12 +482,11 @@ impl Transport {
             EventError::Status { status: 403, .. } => {
                 self.refresh_after_403().await;
                 self.requeue(event, "403");
-                Some("event refused (403): access token refreshed".into())
+                AfterTask::End("event refused (403): access token refreshed".into())
             }
             EventError::Status { status, .. } if *status == 429 || *status >= 500 => {
                 self.requeue(event, &format!("event answered HTTP {status}"));
-                self.throttled = true;
-                None
+                AfterTask::Pause
             }
             EventError::Status { status, body } => {
                 // 400 and the like: the same event would be refused again, so it is not retried.
@@ -492,24 +497,24 @@ impl Transport {
                     }
                 }
                 self.observer.emit(failed(&error.to_string()));
-                None
+                AfterTask::Continue
             }
             EventError::Inbound(e) => {
                 // AVS accepted the event (200) and then sent an answer that breaks a limit or the format:
                 // the event is delivered, the rest of its answer is lost.
                 tracing::error!(event = ?event, "the answer to the event was refused: {e}");
                 self.sent(&event, 200);
-                None
+                AfterTask::Continue
             }
             EventError::Connection(_) | EventError::Timeout(_) => {
                 let reason = error.to_string();
                 self.requeue(event, &reason);
-                Some(reason)
+                AfterTask::End(reason)
             }
             _ => {
                 tracing::error!(event = ?event, "event failed: {error}");
                 self.observer.emit(failed(&error.to_string()));
-                None
+                AfterTask::Continue
             }
         }
     }
