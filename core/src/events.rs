@@ -179,16 +179,23 @@ impl EventSender {
     pub async fn room_for(&self, room: usize) {
         // Not `reserve_many`: a waiter for many places collects each freed one as it comes, and the queue
         // looks full to every plugin meanwhile.
-        let room = room.clamp(1, self.tx.max_capacity());
         loop {
+            if self.has_room(room) {
+                return;
+            }
             let taken = self.taken.notified();
             tokio::pin!(taken);
             taken.as_mut().enable();
-            if self.tx.capacity() >= room || self.tx.is_closed() {
+            if self.has_room(room) {
                 return;
             }
             taken.await;
         }
+    }
+
+    /// Whether [`EventSender::room_for`] would return at once.
+    pub fn has_room(&self, room: usize) -> bool {
+        self.tx.capacity() >= room.clamp(1, self.tx.max_capacity()) || self.tx.is_closed()
     }
 }
 

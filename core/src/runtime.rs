@@ -13,7 +13,8 @@ use crate::auth::Authorizer;
 use crate::capabilities;
 use crate::config::Config;
 use crate::devices::{bluetooth::Bluetooth, display::Display, DeviceServices};
-use crate::directives::{sequencer, ConnectionDirective, Router};
+use crate::directives::sequencer::SequencerHandle;
+use crate::directives::{ConnectionDirective, Router};
 use crate::events::EventSender;
 use crate::focus::FocusManager;
 use crate::https::HttpsClient;
@@ -71,7 +72,8 @@ pub struct Runtime {
     observer: Observer,
     shutdown: watch::Sender<bool>,
     supervisor: JoinHandle<()>,
-    sequencer: JoinHandle<()>,
+    /// Gives up on plugin calls that hang (see `PluginHost::watch_for_hung_calls`).
+    watchdog: JoinHandle<()>,
     control: JoinHandle<()>,
 }
 
@@ -104,8 +106,8 @@ impl Runtime {
             tracing::info!("{} must-deliver events from before the restart wait for AVS", undelivered.len());
         }
         let (events, event_queue) = EventSender::channel(config.limits.max_queued_events, outbox.clone());
-        let (sequencer_tx, sequencer_rx) = sequencer::channel();
         let runtime = tokio::runtime::Handle::current();
+        let sequencer = SequencerHandle::new(events.clone(), observer.clone(), runtime.clone());
         let attachments =
             AttachmentStore::with_limits(config.limits.max_pending_attachments, config.limits.max_attachment_bytes);
         let display = Display::new(observer.clone());
@@ -113,7 +115,7 @@ impl Runtime {
             DeviceServices::default().with("display", display.clone()).with("bluetooth", Bluetooth::simulated());
         let hub = Arc::new(Hub {
             events: events.clone(),
-            sequencer: sequencer_tx.clone(),
+            sequencer: sequencer.clone(),
             focus: FocusManager::default(),
             player: Player::new(
                 attachments.clone(),
@@ -147,9 +149,10 @@ impl Runtime {
         }
         plugins.restore_committed().await;
 
-        let sequencer = tokio::spawn(sequencer::run(sequencer_rx, plugins.clone(), events.clone(), observer.clone()));
+        sequencer.serve(&plugins);
+        let watchdog = tokio::spawn(plugins.clone().watch_for_hung_calls());
         let (connection_tx, connection_rx) = mpsc::unbounded_channel();
-        let router = Router::new(plugins.clone(), sequencer_tx, events.clone(), observer.clone(), connection_tx);
+        let router = Router::new(plugins.clone(), sequencer.clone(), events.clone(), observer.clone(), connection_tx);
         let reconnect = options.timing.reconnect.clone();
         let transport = Transport {
             endpoint,
@@ -186,7 +189,7 @@ impl Runtime {
         let control =
             tokio::spawn(crate::control::serve(control, plugins.clone(), display.clone(), shutdown_rx.clone()));
         let supervisor = tokio::spawn(supervisor.run(transport, shutdown_rx));
-        Ok(Runtime { plugins, hub, display, observer, shutdown, supervisor, sequencer, control })
+        Ok(Runtime { plugins, hub, display, observer, shutdown, supervisor, watchdog, control })
     }
 
     pub fn observer(&self) -> &Observer {
@@ -215,8 +218,9 @@ impl Runtime {
         self.plugins.shutdown().await;
         self.hub.player.shutdown();
         self.hub.timers.shutdown();
-        self.sequencer.abort();
-        let _ = self.sequencer.await;
+        self.watchdog.abort();
+        let _ = self.watchdog.await;
+        self.hub.sequencer.shutdown();
     }
 }
 

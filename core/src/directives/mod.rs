@@ -19,7 +19,7 @@ use crate::observe::{Observer, RuntimeEvent};
 use crate::plugins::PluginHost;
 use crate::protocol;
 use dedup::RecentDirectives;
-use sequencer::{Routed, SequencerInput, SequencerSender};
+use sequencer::{Routed, SequencerHandle};
 
 /// Directives about the connection itself, handled by the runtime rather than a plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub enum ConnectionDirective {
 #[derive(Clone)]
 pub(crate) struct Router {
     plugins: Arc<PluginHost>,
-    sequencer: SequencerSender,
+    sequencer: SequencerHandle,
     events: EventSender,
     observer: Observer,
     connection: mpsc::UnboundedSender<ConnectionDirective>,
@@ -41,7 +41,7 @@ pub(crate) struct Router {
 impl Router {
     pub(crate) fn new(
         plugins: Arc<PluginHost>,
-        sequencer: SequencerSender,
+        sequencer: SequencerHandle,
         events: EventSender,
         observer: Observer,
         connection: mpsc::UnboundedSender<ConnectionDirective>,
@@ -50,7 +50,8 @@ impl Router {
         Router { plugins, sequencer, events, observer, connection, recent }
     }
 
-    /// Routes one directive JSON part, which holds `in_flight` until it is done with.
+    /// Routes one directive JSON part, which holds `in_flight` until it is done with. Its plugin's
+    /// thread is woken by the next [`Router::wake_plugins`].
     pub(crate) fn route(&self, raw: Bytes, in_flight: OwnedSemaphorePermit) {
         let mut directive = match DirectiveMessage::parse(raw.clone()) {
             Ok(d) => d,
@@ -100,7 +101,13 @@ impl Router {
             Some(Err(why)) => return self.reject(&directive, "UNEXPECTED_INFORMATION_RECEIVED", why),
             None => {}
         }
-        self.sequencer.send(SequencerInput::Directive(Routed { directive: Arc::new(directive), blocking }));
+        self.sequencer.submit(Routed { directive: Arc::new(directive), blocking });
+    }
+
+    /// Wakes the plugins whose directives [`Router::route`] queued since the last call: routing a burst
+    /// of directives costs one wake-up per plugin, not one per directive.
+    pub(crate) fn wake_plugins(&self) {
+        self.sequencer.wake_plugins()
     }
 
     fn reject(&self, directive: &DirectiveMessage, error_type: &str, why: String) {

@@ -12,16 +12,17 @@
 //! directive is reported handled when its plugin completes it, in a dialog or not.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use avs_plugin_api::Handling;
-use tokio::sync::mpsc;
+use tokio::runtime::Handle;
 use tokio::task::JoinSet;
 
 use super::DirectiveMessage;
 use crate::events::{exception_encountered, EventSender};
 use crate::observe::{Observer, RuntimeEvent};
-use crate::plugins::slot::{Executed, PluginFailure, Slot, SlotCall};
+use crate::plugins::slot::{DirectiveReply, Executed, Slot, SlotCall};
 use crate::plugins::PluginHost;
 
 /// A directive that passed routing and validation, with its plugin's blocking policy.
@@ -30,32 +31,96 @@ pub(crate) struct Routed {
     pub blocking: bool,
 }
 
-pub(crate) enum SequencerInput {
-    Directive(Routed),
-    NewDialog(String),
-    Completed { message_id: String, outcome: Result<(), String> },
-}
-
+/// The dialog sequencer: a state machine behind a lock, not a task. The router submits to it on the
+/// downchannel's task and plugin threads report to it as their calls return, so a directive costs no
+/// hop through a channel and no task of its own — those wake-ups cost more than dispatching it.
 #[derive(Clone)]
-pub(crate) struct SequencerSender(mpsc::UnboundedSender<SequencerInput>);
+pub(crate) struct SequencerHandle(Arc<Mutex<Sequencer>>);
 
-impl SequencerSender {
-    pub(crate) fn send(&self, input: SequencerInput) {
-        let _ = self.0.send(input);
+impl SequencerHandle {
+    /// Rollbacks a failed probation starts run on `runtime`, owned by the sequencer.
+    pub(crate) fn new(events: EventSender, observer: Observer, runtime: Handle) -> Self {
+        SequencerHandle(Arc::new_cyclic(|this| {
+            Mutex::new(Sequencer {
+                this: this.clone(),
+                plugins: OnceLock::new(),
+                runtime,
+                events,
+                observer,
+                current_dialog: None,
+                queue: VecDeque::new(),
+                in_flight: None,
+                detached: HashMap::new(),
+                unwoken: Vec::new(),
+                rollbacks: JoinSet::new(),
+            })
+        }))
     }
-}
 
-pub(crate) fn channel() -> (SequencerSender, mpsc::UnboundedReceiver<SequencerInput>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    (SequencerSender(tx), rx)
+    /// The host whose plugins the directives go to. Held weakly: the host's services hold this handle.
+    pub(crate) fn serve(&self, plugins: &Arc<PluginHost>) {
+        let _ = self.lock().plugins.set(Arc::downgrade(plugins));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Sequencer> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a routed directive for its plugin without waking the plugin's thread: the router submits
+    /// every directive of what it read in one go, then calls [`SequencerHandle::wake_plugins`].
+    pub(crate) fn submit(&self, routed: Routed) {
+        self.lock().submit(routed)
+    }
+
+    /// Wakes the threads of the plugins [`SequencerHandle::submit`] queued directives for.
+    pub(crate) fn wake_plugins(&self) {
+        let unwoken = std::mem::take(&mut self.lock().unwoken);
+        for slot in unwoken {
+            slot.wake();
+        }
+    }
+
+    /// A new dialog (a Recognize, i.e. barge-in) cancels whatever the previous one still had.
+    pub(crate) fn new_dialog(&self, dialog: String) {
+        self.lock().new_dialog(dialog)
+    }
+
+    /// A plugin completed a blocking directive it had answered `Pending`.
+    pub(crate) fn completed(&self, message_id: &str, outcome: Result<(), String>) {
+        self.lock().completed(message_id, outcome)
+    }
+
+    /// Stops the rollbacks still running.
+    pub(crate) fn shutdown(&self) {
+        self.lock().rollbacks.abort_all();
+    }
 }
 
 /// A directive handed to a plugin, with the slot that got it. The slot is looked up when the
 /// directive is dispatched, not when it was routed: across an OTA swap, what is dispatched after the
-/// swap runs on the new version.
+/// swap runs on the new version. It is also how the plugin's answer comes back (see [`DirectiveReply`]).
 struct Dispatched {
     routed: Routed,
     slot: Arc<Slot>,
+    in_dialog: bool,
+    /// The plugin's answer and the host's verdict that the call hung race; the first one counts.
+    answered: AtomicBool,
+    sequencer: Weak<Mutex<Sequencer>>,
+}
+
+impl DirectiveReply for Dispatched {
+    fn directive(&self) -> &Arc<DirectiveMessage> {
+        &self.routed.directive
+    }
+
+    fn executed(self: Arc<Self>, executed: Executed) {
+        if self.answered.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(sequencer) = self.sequencer.upgrade() {
+            sequencer.lock().unwrap_or_else(|e| e.into_inner()).handled(self, executed);
+        }
+    }
 }
 
 struct InFlight {
@@ -74,108 +139,93 @@ enum Detached {
     Pending(Arc<Dispatched>, u64),
 }
 
-struct Handled {
-    dispatched: Arc<Dispatched>,
-    in_dialog: bool,
-    sequence: u64,
-    result: Result<Handling, PluginFailure>,
-}
-
-struct Sequencer {
-    plugins: Arc<PluginHost>,
+pub(crate) struct Sequencer {
+    this: Weak<Mutex<Sequencer>>,
+    plugins: OnceLock<Weak<PluginHost>>,
+    runtime: Handle,
     events: EventSender,
     observer: Observer,
     current_dialog: Option<String>,
     queue: VecDeque<Routed>,
     in_flight: Option<InFlight>,
     detached: HashMap<String, Detached>,
-    calls: JoinSet<Handled>,
+    /// Slots the router queued directives for and whose threads it has not woken yet.
+    unwoken: Vec<Arc<Slot>>,
     rollbacks: JoinSet<()>,
 }
 
-pub(crate) async fn run(
-    mut inputs: mpsc::UnboundedReceiver<SequencerInput>,
-    plugins: Arc<PluginHost>,
-    events: EventSender,
-    observer: Observer,
-) {
-    let mut s = Sequencer {
-        plugins,
-        events,
-        observer,
-        current_dialog: None,
-        queue: VecDeque::new(),
-        in_flight: None,
-        detached: HashMap::new(),
-        calls: JoinSet::new(),
-        rollbacks: JoinSet::new(),
-    };
-    loop {
-        tokio::select! {
-            input = inputs.recv() => match input {
-                Some(SequencerInput::Directive(routed)) => s.submit(routed),
-                Some(SequencerInput::NewDialog(id)) => s.new_dialog(id),
-                Some(SequencerInput::Completed { message_id, outcome }) => s.completed(&message_id, outcome),
-                None => break,
-            },
-            Some(joined) = s.calls.join_next() => {
-                if let Ok(handled) = joined {
-                    s.handled(handled);
-                }
-            }
-            Some(_) = s.rollbacks.join_next() => {}
-        }
-    }
-    s.calls.abort_all();
-    s.rollbacks.abort_all();
+/// Whether a directive queued for a plugin wakes the plugin's thread at once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    Now,
+    /// At the router's next [`SequencerHandle::wake_plugins`].
+    Later,
 }
 
 impl Sequencer {
     fn submit(&mut self, routed: Routed) {
         match routed.directive.dialog_request_id() {
-            None => self.dispatch(routed, false),
+            None => self.dispatch(routed, false, Wake::Later),
             Some(dialog) if Some(dialog) == self.current_dialog.as_deref() => {
                 self.queue.push_back(routed);
-                self.pump();
+                self.pump(Wake::Later);
             }
             Some(_) => self.drop_directive(&routed.directive, "belongs to a dialog that is not the current one"),
         }
     }
 
-    fn dispatch(&mut self, routed: Routed, in_dialog: bool) {
-        // Queued before the task starts: spawned tasks may run in any order, the slot's queue may not. A
-        // slot closes only while the host switches the interface to another one, under the lock that
+    fn plugins(&self) -> Option<Arc<PluginHost>> {
+        self.plugins.get().and_then(Weak::upgrade)
+    }
+
+    fn dispatch(&mut self, routed: Routed, in_dialog: bool, wake: Wake) {
+        // A slot closes only while the host switches the interface to another one, under the lock that
         // `slot()` takes, so the second lookup finds the slot that took over.
-        let mut queued = None;
+        let Some(plugins) = self.plugins() else {
+            return self.drop_directive(&routed.directive, "the runtime is stopping");
+        };
+        let blocking = routed.blocking;
+        let mut routed = Some(routed);
         for _ in 0..2 {
-            let Some(slot) = self.plugins.slot(routed.directive.namespace()) else { break };
-            if let Ok(answer) = slot.submit(routed.directive.clone()) {
-                queued = Some((slot, answer));
+            let Some(slot) = plugins.slot(routed.as_ref().expect("held until queued").directive.namespace()) else {
                 break;
+            };
+            let dispatched = Arc::new(Dispatched {
+                routed: routed.take().expect("held until queued"),
+                slot: slot.clone(),
+                in_dialog,
+                answered: AtomicBool::new(false),
+                sequencer: self.this.clone(),
+            });
+            match slot.submit(dispatched.clone(), wake == Wake::Now) {
+                Ok(()) => {
+                    if wake == Wake::Later && !self.unwoken.iter().any(|s| Arc::ptr_eq(s, &slot)) {
+                        self.unwoken.push(slot);
+                    }
+                    if in_dialog {
+                        self.in_flight = Some(InFlight { dispatched, sequence: u64::MAX, pending: false });
+                    } else if blocking {
+                        self.detached.insert(dispatched.routed.directive.message_id().to_string(), Detached::Running);
+                    }
+                    return;
+                }
+                Err(refused) => {
+                    drop(refused);
+                    let refused = Arc::into_inner(dispatched).expect("a refused directive has no other owner");
+                    routed = Some(refused.routed);
+                }
             }
         }
-        let Some((slot, answer)) = queued else {
-            return self.drop_directive(&routed.directive, "its interface is no longer served");
-        };
-        let dispatched = Arc::new(Dispatched { routed, slot });
-        if in_dialog {
-            self.in_flight = Some(InFlight { dispatched: dispatched.clone(), sequence: u64::MAX, pending: false });
-        } else if dispatched.routed.blocking {
-            self.detached.insert(dispatched.routed.directive.message_id().to_string(), Detached::Running);
+        if let Some(routed) = routed {
+            self.drop_directive(&routed.directive, "its interface is no longer served");
         }
-        let plugins = self.plugins.clone();
-        self.calls.spawn(async move {
-            let message_id = dispatched.routed.directive.message_id();
-            let Executed { sequence, result } = plugins.outcome(&dispatched.slot, message_id, answer).await;
-            Handled { dispatched, in_dialog, sequence, result }
-        });
     }
 
     /// Starts the next directive of the current dialog unless one is still running.
-    fn pump(&mut self) {
+    fn pump(&mut self, wake: Wake) {
         while self.in_flight.is_none() {
             let Some(next) = self.queue.pop_front() else { return };
-            self.dispatch(next, true);
+            self.dispatch(next, true, wake);
         }
     }
 
@@ -183,14 +233,22 @@ impl Sequencer {
         self.in_flight.as_ref().is_some_and(|f| f.dispatched.routed.directive.message_id() == message_id)
     }
 
-    fn handled(&mut self, Handled { dispatched, in_dialog, sequence, result }: Handled) {
-        if let Some(interface) = self.plugins.probation_failed(&dispatched.slot) {
-            let plugins = self.plugins.clone();
-            self.rollbacks.spawn(async move {
-                if let Err(e) = plugins.rollback(&interface, "a directive failed during probation").await {
-                    tracing::error!("OTA rollback of {interface}: {e}");
-                }
-            });
+    fn handled(&mut self, dispatched: Arc<Dispatched>, Executed { sequence, result }: Executed) {
+        let in_dialog = dispatched.in_dialog;
+        dispatched.slot.count_failure(&result);
+        let plugins = self.plugins();
+        if let Some((plugins, interface)) =
+            plugins.and_then(|p| p.probation_failed(&dispatched.slot).map(|interface| (p, interface)))
+        {
+            while self.rollbacks.try_join_next().is_some() {}
+            self.rollbacks.spawn_on(
+                async move {
+                    if let Err(e) = plugins.rollback(&interface, "a directive failed during probation").await {
+                        tracing::error!("OTA rollback of {interface}: {e}");
+                    }
+                },
+                &self.runtime,
+            );
         }
         let directive = &dispatched.routed.directive;
         let current = in_dialog && self.is_in_flight(directive.message_id());
@@ -232,7 +290,7 @@ impl Sequencer {
         }
         if current {
             self.in_flight = None;
-            self.pump();
+            self.pump(Wake::Now);
         }
     }
 
@@ -259,7 +317,7 @@ impl Sequencer {
                 self.scrub("a directive before it failed");
             }
         }
-        self.pump();
+        self.pump(Wake::Now);
     }
 
     fn new_dialog(&mut self, dialog: String) {
@@ -294,7 +352,7 @@ impl Sequencer {
             namespace: d.namespace().into(),
             name: d.name().into(),
             message_id: d.message_id().into(),
-            plugin: dispatched.slot.path.display().to_string(),
+            plugin: dispatched.slot.path_text().to_string(),
             sequence,
             outcome,
         });

@@ -27,6 +27,9 @@ pub(crate) struct CallQueue {
 struct State {
     calls: VecDeque<SlotCall>,
     closed: bool,
+    /// The slot's thread is blocked in `pop`: only then does a push need to wake it. std's `Condvar`
+    /// makes a futex system call on every notify, waiter or not, which cost more than a fast plugin call.
+    waiting: bool,
 }
 
 impl CallQueue {
@@ -36,14 +39,30 @@ impl CallQueue {
 
     /// Appends a call; hands it back if the queue is closed.
     pub(crate) fn push(&self, call: SlotCall) -> Result<(), SlotCall> {
+        self.push_unwoken(call)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Appends a call without waking the slot's thread: the caller queues more and calls [`wake`]
+    /// once, so that a burst of directives costs one wake-up rather than one each.
+    ///
+    /// [`wake`]: CallQueue::wake
+    pub(crate) fn push_unwoken(&self, call: SlotCall) -> Result<(), SlotCall> {
         let mut state = self.lock();
         if state.closed {
             return Err(call);
         }
         state.calls.push_back(call);
-        drop(state);
-        self.ready.notify_one();
         Ok(())
+    }
+
+    /// Wakes the slot's thread if it waits for a call.
+    pub(crate) fn wake(&self) {
+        let waiting = self.lock().waiting;
+        if waiting {
+            self.ready.notify_one();
+        }
     }
 
     /// The next call, waiting for one until `deadline` (forever without one).
@@ -56,17 +75,22 @@ impl CallQueue {
             if let Some(call) = state.calls.pop_front() {
                 return Popped::Call(call);
             }
-            state = match deadline {
+            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
+                return Popped::TimedOut;
+            }
+            state.waiting = true;
+            state = match left {
                 None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Popped::TimedOut;
-                    }
-                    self.ready.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0
-                }
+                Some(left) => self.ready.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0,
             };
+            state.waiting = false;
         }
+    }
+
+    /// Whether directives wait in the queue (not merely timers, focus changes and the like).
+    pub(crate) fn holds_directives(&self) -> bool {
+        self.lock().calls.iter().any(|call| matches!(call, SlotCall::Directive(_)))
     }
 
     /// Closes the queue and returns what was still in it, in order.

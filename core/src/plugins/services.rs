@@ -15,7 +15,7 @@ use tokio::task::AbortHandle;
 
 use super::slot::{SlotCall, SlotSender};
 use crate::devices::{DeviceServices, Notifier};
-use crate::directives::sequencer::{SequencerInput, SequencerSender};
+use crate::directives::sequencer::SequencerHandle;
 use crate::events::{new_message_id, EventSender, OutgoingEvent};
 use crate::focus::FocusManager;
 use crate::media::{AudioSource, CaptureRequest, MediaEvent, PlayOptions, Player};
@@ -27,7 +27,7 @@ use crate::tasks::OwnedTasks;
 /// What the core shares with every plugin's services.
 pub(crate) struct Hub {
     pub events: EventSender,
-    pub sequencer: SequencerSender,
+    pub sequencer: SequencerHandle,
     pub focus: FocusManager,
     pub player: Player,
     pub storage: Storage,
@@ -141,7 +141,7 @@ impl PluginServices {
         if options.new_dialog {
             let dialog = new_message_id();
             // Queued before the event itself: the answer's directives find their dialog current.
-            self.hub.sequencer.send(SequencerInput::NewDialog(dialog.clone()));
+            self.hub.sequencer.new_dialog(dialog.clone());
             event.dialog_request_id = Some(dialog);
         }
         let mut answer = serde_json::json!({
@@ -188,7 +188,7 @@ impl HostServices for PluginServices {
     fn complete_directive(&self, message_id: RStr<'_>, outcome: RResult<(), RString>) {
         let outcome = outcome.into_result().map_err(RString::into_string);
         self.slot.settled(message_id.as_str());
-        self.hub.sequencer.send(SequencerInput::Completed { message_id: message_id.to_string(), outcome });
+        self.hub.sequencer.completed(message_id.as_str(), outcome);
     }
 
     fn start_timer(&self, delay_ms: u64, period_ms: u64) -> u64 {

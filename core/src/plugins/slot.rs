@@ -100,18 +100,21 @@ pub(crate) struct Executed {
     pub result: Result<Handling, PluginFailure>,
 }
 
-/// What waiting for a directive's answer came to.
-#[derive(Debug)]
-pub(crate) enum Waited {
-    Executed(Executed),
-    /// The slot's thread is stuck in another call; this directive is still queued behind it.
-    Stalled,
+/// A slot stuck in a call (see [`Slot::hung`]), and the directive it is stuck in if it is one.
+pub(crate) struct Hung(Option<Arc<dyn DirectiveReply>>);
+
+/// Who hears a directive's outcome: the sequencer that dispatched it. The slot's thread answers once
+/// the plugin returned; the host answers instead (a timeout) if the call hangs, and the first answer is
+/// the one that counts.
+pub(crate) trait DirectiveReply: Send + Sync {
+    fn directive(&self) -> &Arc<DirectiveMessage>;
+    fn executed(self: Arc<Self>, executed: Executed);
 }
 
 /// A call queued for the slot's thread.
 pub(crate) enum SlotCall {
     Init(HostServicesArc, Reply<()>),
-    Directive(Arc<DirectiveMessage>, oneshot::Sender<Executed>),
+    Directive(Arc<dyn DirectiveReply>),
     Cancel(String),
     Focus(String, FocusState),
     Timer(u64),
@@ -209,10 +212,10 @@ impl Default for CallTimeouts {
 }
 
 /// The plugin call a slot's thread is in: since when, and which directive if it is one.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Running {
     since: Instant,
-    directive: Option<String>,
+    directive: Option<Arc<dyn DirectiveReply>>,
 }
 
 pub struct Slot {
@@ -221,6 +224,8 @@ pub struct Slot {
     pub manifest: Manifest,
     pub schemas: Arc<InterfaceSchemas>,
     pub path: std::path::PathBuf,
+    /// `path` as text, for what is reported per directive.
+    path_text: Box<str>,
     pub sha256: String,
     sender: SlotSender,
     timeouts: CallTimeouts,
@@ -251,6 +256,7 @@ impl Slot {
             failures: Default::default(),
             manifest,
             schemas: Arc::new(schemas),
+            path_text: path.display().to_string().into(),
             path,
             sha256,
             sender,
@@ -263,6 +269,10 @@ impl Slot {
 
     pub fn interface(&self) -> &str {
         &self.manifest.interface
+    }
+
+    pub(crate) fn path_text(&self) -> &str {
+        &self.path_text
     }
 
     pub(crate) fn sender(&self) -> SlotSender {
@@ -299,52 +309,49 @@ impl Slot {
         self.call(self.timeouts.lifecycle, |r| SlotCall::Init(services, r)).await
     }
 
-    /// Queues a directive now (so that directives reach the plugin in the order they were submitted);
-    /// [`Slot::wait`] waits for the plugin's answer. A slot that has closed (given up on, or its take-over
-    /// failed) hands the directive back: the interface has another slot by then.
-    pub(crate) fn submit(
-        &self,
-        directive: Arc<DirectiveMessage>,
-    ) -> Result<oneshot::Receiver<Executed>, Arc<DirectiveMessage>> {
-        let (reply, answer) = oneshot::channel();
-        match self.sender.queue.push(SlotCall::Directive(directive, reply)) {
-            Ok(()) => Ok(answer),
-            Err(SlotCall::Directive(directive, _)) => Err(directive),
+    /// Queues a directive; its outcome goes to `reply`. Unless `wake`, the slot's thread is woken only
+    /// by [`Slot::wake`] (or the next call queued). A slot that has closed (given up on, or its
+    /// take-over failed) hands the directive back: the interface has another slot by then.
+    pub(crate) fn submit(&self, reply: Arc<dyn DirectiveReply>, wake: bool) -> Result<(), Arc<dyn DirectiveReply>> {
+        let call = SlotCall::Directive(reply);
+        let queued = if wake { self.sender.queue.push(call) } else { self.sender.queue.push_unwoken(call) };
+        match queued {
+            Ok(()) => Ok(()),
+            Err(SlotCall::Directive(reply)) => Err(reply),
             Err(_) => unreachable!("the queue hands back the call it was given"),
         }
     }
 
-    /// Waits for a submitted directive's answer. Waiting in the queue is not failing: only a call that
-    /// has been running for longer than the directive timeout is hung. Returns `Stalled` when this
-    /// slot's thread is stuck in some call (the caller then recovers the interface and waits on), and
-    /// a `Timeout` failure when the stuck call is this very directive.
-    pub(crate) async fn wait(&self, message_id: &str, answer: &mut oneshot::Receiver<Executed>) -> Waited {
-        let timeout = self.timeouts.directive;
-        loop {
-            match tokio::time::timeout(timeout, &mut *answer).await {
-                Ok(Ok(executed)) => {
-                    if let Err(failure) = &executed.result {
-                        if matches!(failure.kind, FailureKind::Panic | FailureKind::Internal) {
-                            self.failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    return Waited::Executed(executed);
-                }
-                Ok(Err(_)) => {
-                    let gone = PluginFailure::new(self.interface(), FailureKind::Gone, "the slot has shut down");
-                    return Waited::Executed(Executed { sequence: u64::MAX, result: Err(gone) });
-                }
-                Err(_) => match self.stuck(timeout) {
-                    Some(running) if running.directive.as_deref() == Some(message_id) => {
-                        self.failures.fetch_add(1, Ordering::Relaxed);
-                        let hung = format!("no answer within {} ms: the plugin is stuck in it", timeout.as_millis());
-                        let failure = PluginFailure::new(self.interface(), FailureKind::Timeout, hung);
-                        return Waited::Executed(Executed { sequence: u64::MAX, result: Err(failure) });
-                    }
-                    Some(_) => return Waited::Stalled,
-                    None => {}
-                },
+    pub(crate) fn wake(&self) {
+        self.sender.queue.wake()
+    }
+
+    /// Counts a directive's failure (error, panic, hang): what an OTA probation watches.
+    pub(crate) fn count_failure(&self, result: &Result<Handling, PluginFailure>) {
+        if let Err(failure) = result {
+            if matches!(failure.kind, FailureKind::Panic | FailureKind::Internal | FailureKind::Timeout) {
+                self.failures.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Whether this slot's thread has been in one call for longer than the directive timeout and must
+    /// be recovered: the call is a directive, or directives wait behind it.
+    pub(crate) fn hung(&self) -> Option<Hung> {
+        let running = self.stuck(self.timeouts.directive)?;
+        match running.directive {
+            Some(reply) => Some(Hung(Some(reply))),
+            None => self.sender.queue.holds_directives().then_some(Hung(None)),
+        }
+    }
+
+    /// Answers the directive a hung call is stuck in, if it is one, with a timeout.
+    pub(crate) fn fail_hung(&self, Hung(directive): Hung) {
+        if let Some(reply) = directive {
+            let hung =
+                format!("no answer within {} ms: the plugin is stuck in it", self.timeouts.directive.as_millis());
+            let failure = PluginFailure::new(self.interface(), FailureKind::Timeout, hung);
+            reply.executed(Executed { sequence: u64::MAX, result: Err(failure) });
         }
     }
 
@@ -362,8 +369,8 @@ impl Slot {
     /// What the slot's thread is stuck in, for the log.
     pub(crate) fn stuck_in(&self) -> String {
         match self.stuck(Duration::ZERO) {
-            Some(Running { directive: Some(id), since }) => {
-                format!("directive {id} for {} ms", since.elapsed().as_millis())
+            Some(Running { directive: Some(reply), since }) => {
+                format!("directive {} for {} ms", reply.directive().message_id(), since.elapsed().as_millis())
             }
             Some(Running { directive: None, since }) => format!("a call for {} ms", since.elapsed().as_millis()),
             None => "nothing".into(),
@@ -462,8 +469,8 @@ fn run(
         }
     };
     // Every call into the plugin goes through here, so that a hung one is visible to the host.
-    let timed = |directive: Option<&str>| {
-        *lock(running) = Some(Running { since: Instant::now(), directive: directive.map(str::to_string) });
+    let timed = |directive: Option<&Arc<dyn DirectiveReply>>| {
+        *lock(running) = Some(Running { since: Instant::now(), directive: directive.cloned() });
         Done(running)
     };
     let mut parked = false;
@@ -476,9 +483,9 @@ fn run(
             Popped::Closed => return,
         };
         let call = match call {
-            Some(SlotCall::Directive(_, reply)) if parked => {
+            Some(SlotCall::Directive(reply)) if parked => {
                 let swapped = PluginFailure::new(interface, FailureKind::Gone, "swapped out by an OTA update");
-                let _ = reply.send(Executed { sequence: u64::MAX, result: Err(swapped) });
+                reply.executed(Executed { sequence: u64::MAX, result: Err(swapped) });
                 continue;
             }
             Some(SlotCall::Cancel(_) | SlotCall::Focus(..) | SlotCall::Timer(_) | SlotCall::HostEvent(..))
@@ -494,7 +501,8 @@ fn run(
                 let _done = timed(None);
                 let _ = reply.send(answer(plugin.init(services)));
             }
-            Some(SlotCall::Directive(directive, reply)) => {
+            Some(SlotCall::Directive(reply)) => {
+                let directive = reply.directive().clone();
                 let raw = Directive {
                     name: directive.name().into(),
                     message_id: directive.message_id().into(),
@@ -505,14 +513,14 @@ fn run(
                 // Counted as pending before the call: a plugin may complete it before returning.
                 lock(&slot.pending).insert(directive.message_id().to_string());
                 let result = {
-                    let _done = timed(Some(directive.message_id()));
+                    let _done = timed(Some(&reply));
                     plugin.handle_directive(raw).into_result().map_err(fail)
                 };
                 dispatch.record(directive.arrived());
                 if !matches!(result, Ok(Handling::Pending)) {
                     slot.settled(directive.message_id());
                 }
-                let _ = reply.send(Executed { sequence, result });
+                reply.executed(Executed { sequence, result });
             }
             Some(SlotCall::Cancel(message_id)) => {
                 {

@@ -11,13 +11,12 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::slot::{Executed, FailureKind, PluginFailure, Slot, SlotCall, Waited};
+use super::slot::{Executed, FailureKind, PluginFailure, Slot, SlotCall};
 use super::{InstallError, PluginHost};
-use crate::directives::sequencer::SequencerInput;
 use crate::observe::RuntimeEvent;
 use crate::schema::InterfaceSchemas;
 
@@ -169,7 +168,7 @@ impl PluginHost {
                 Ok(Ok(Ok(handover))) => {
                     for message_id in handover.unfinished {
                         let outcome = Err(format!("interrupted by the OTA update of {}", from.interface()));
-                        self.hub.sequencer.send(SequencerInput::Completed { message_id, outcome });
+                        self.hub.sequencer.completed(&message_id, outcome);
                     }
                     break Ok(handover.state);
                 }
@@ -200,23 +199,20 @@ impl PluginHost {
         }
     }
 
-    /// Waits for the answer to a directive submitted to `slot`. If the slot's thread hangs in a call,
-    /// the interface is recovered (see [`PluginHost::recover_hung`]) and the directives queued behind
-    /// the hung call are answered by the version that took over.
-    pub(crate) async fn outcome(
-        &self,
-        slot: &Arc<Slot>,
-        message_id: &str,
-        mut answer: oneshot::Receiver<Executed>,
-    ) -> Executed {
+    /// Watches every slot for a plugin call that hangs: the directive it is stuck in fails with a
+    /// timeout, and the interface is recovered (see [`PluginHost::recover_hung`]) so that the directives
+    /// queued behind the hung call are answered by the version that took over. One watcher for all
+    /// slots, rather than a timer per directive: a timer per directive cost more than dispatching it.
+    pub(crate) async fn watch_for_hung_calls(self: Arc<Self>) {
+        let every = (self.timeouts.directive / 4).max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match slot.wait(message_id, &mut answer).await {
-                Waited::Stalled => self.recover_hung(slot).await,
-                Waited::Executed(executed) => {
-                    if matches!(&executed.result, Err(f) if f.kind == FailureKind::Timeout) {
-                        self.recover_hung(slot).await;
-                    }
-                    return executed;
+            tick.tick().await;
+            for slot in self.slots() {
+                if let Some(hung) = slot.hung() {
+                    self.recover_hung(&slot).await;
+                    slot.fail_hung(hung);
                 }
             }
         }
@@ -252,13 +248,13 @@ impl PluginHost {
                     tracing::error!("{interface} is stuck in {stuck} and could not be restarted: {e}");
                     let gone = format!("{interface} is stuck and could not be restarted: {e}");
                     for call in hung.abandon().unwrap_or_default() {
-                        if let SlotCall::Directive(_, reply) = call {
+                        if let SlotCall::Directive(reply) = call {
                             let failure = PluginFailure {
                                 interface: interface.clone(),
                                 kind: FailureKind::Gone,
                                 message: gone.clone(),
                             };
-                            let _ = reply.send(Executed { sequence: u64::MAX, result: Err(failure) });
+                            reply.executed(Executed { sequence: u64::MAX, result: Err(failure) });
                         }
                     }
                     return;

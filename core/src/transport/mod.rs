@@ -108,6 +108,8 @@ impl Inbound {
         };
         let mut parser = MultipartParser::with_limits(boundary, limits);
         let mut parts = 0;
+        // Plugins are woken once per chunk read, and before any wait, so never left with work unwoken.
+        let _wake = WakePlugins(&self.router);
         while let Some(chunk) = http2::next_chunk(body).await? {
             parser.push(&chunk)?;
             while let Some(part) = parser.next_part()? {
@@ -117,6 +119,7 @@ impl Inbound {
                 }
                 self.deliver(part).await;
             }
+            self.router.wake_plugins();
         }
         parser.finish()?;
         Ok(())
@@ -137,8 +140,18 @@ impl Inbound {
                 self.events.send_or_log(exception_encountered(&part.body, "UNEXPECTED_INFORMATION_RECEIVED", &why));
                 return;
             }
-            self.events.room_for(self.limits.max_queued_events / 2).await;
-            let permit = self.in_flight.clone().acquire_owned().await.expect("the in-flight semaphore is never closed");
+            let room = self.limits.max_queued_events / 2;
+            if !self.events.has_room(room) {
+                self.router.wake_plugins();
+                self.events.room_for(room).await;
+            }
+            let permit = match self.in_flight.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    self.router.wake_plugins();
+                    self.in_flight.clone().acquire_owned().await.expect("the in-flight semaphore is never closed")
+                }
+            };
             self.router.route(part.body, permit);
         } else if let Some(id) = &part.headers.content_id {
             self.attachments.insert(id, part.body);
@@ -149,6 +162,15 @@ impl Inbound {
                 "part that is neither a directive nor an attachment ignored"
             );
         }
+    }
+}
+
+/// Wakes the plugins a reader queued directives for, however the reading ends.
+struct WakePlugins<'a>(&'a Router);
+
+impl Drop for WakePlugins<'_> {
+    fn drop(&mut self) {
+        self.0.wake_plugins();
     }
 }
 
