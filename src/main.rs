@@ -28,7 +28,32 @@ enum Command {
     Plugin(cli::plugin::PluginCommand),
 }
 
+/// glibc's allocator, tuned for a long-running device process with a thread per plugin: at most two
+/// arenas (by default every thread that allocates may get its own, each holding freed memory), and a
+/// fixed mmap threshold of 512 KiB, so that a plugin library read to check its signature at an OTA swap
+/// goes back to the system when freed instead of raising the threshold and staying in the heap. The
+/// trim threshold is fixed with it (glibc would otherwise trim at 128 KiB and churn the heap's top on the
+/// directive path). An explicit `MALLOC_*` setting in the environment wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn allocator_policy() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes allocator parameters; it is called before any thread starts.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    }
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() && std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
+        // SAFETY: as above.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * 1024 * 1024);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn allocator_policy() {}
+
 fn main() -> std::process::ExitCode {
+    allocator_policy();
     let cli = Cli::parse();
     cli::init_logging(matches!(cli.command, Command::Demo(_) | Command::Ctl(_) | Command::Bench(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

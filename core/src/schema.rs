@@ -25,8 +25,9 @@ pub struct InterfaceSchemas {
     directives: HashMap<String, Validator>,
     events: HashMap<String, Validator>,
     context: HashMap<String, Validator>,
-    /// `examples/valid/…` and `examples/invalid/…` documents, for self-tests.
-    examples: Vec<(String, Value)>,
+    /// `examples/valid/…` and `examples/invalid/…` documents, for self-tests — as text: a parsed tree
+    /// is several times larger, and every loaded plugin keeps its schemas for as long as it serves.
+    examples: Vec<(String, Box<str>)>,
 }
 
 impl InterfaceSchemas {
@@ -42,7 +43,7 @@ impl InterfaceSchemas {
                 "events" => &mut schemas.events,
                 "context" => &mut schemas.context,
                 "examples" => {
-                    schemas.examples.push((path, document));
+                    schemas.examples.push((path, document.to_string().into()));
                     continue;
                 }
                 _ => continue,
@@ -83,8 +84,11 @@ impl InterfaceSchemas {
         check(self.context.get(name), "context state", name, payload)
     }
 
-    pub fn examples(&self) -> &[(String, Value)] {
-        &self.examples
+    /// The examples, each with its path, parsed again on every call.
+    pub fn examples(&self) -> impl Iterator<Item = (&str, Value)> {
+        self.examples.iter().map(|(path, text)| {
+            (path.as_str(), serde_json::from_str(text).expect("an example is stored as serialized JSON"))
+        })
     }
 }
 
@@ -148,7 +152,7 @@ mod tests {
         assert!(err.0.contains("/volume"), "{err}");
         let err = s.check_directive("SetMute", &json!({"mute": true})).unwrap_err();
         assert!(err.0.contains("no schema"), "{err}");
-        assert_eq!(s.examples().len(), 1);
+        assert_eq!(s.examples().count(), 1);
     }
 
     /// Speaker 1.0 as in `schemas/`: its own valid SetVolume example passes, its invalid one does not.
@@ -158,7 +162,7 @@ mod tests {
         let s = InterfaceSchemas::load_dir(&dir).unwrap();
         assert!(s.has_directive("SetVolume") && s.has_event("VolumeChanged"));
         let example = |prefix: &str| {
-            let (_, doc) = s.examples().iter().find(|(p, _)| p.starts_with(prefix)).expect(prefix);
+            let (_, doc) = s.examples().find(|(p, _)| p.starts_with(prefix)).expect(prefix);
             doc["directive"]["payload"].clone()
         };
         assert!(s.check_directive("SetVolume", &example("examples/valid/SetVolume")).is_ok());

@@ -13,6 +13,7 @@ pub const SERIES_STEP: Duration = Duration::from_millis(100);
 
 /// Latencies above this are recorded as this (an hour: a hung plugin is not a data point).
 const HIGHEST_NS: u64 = 3_600_000_000_000;
+const LOWEST_NS: u64 = 1_000;
 
 pub struct DispatchStats {
     executed: AtomicU64,
@@ -55,8 +56,10 @@ impl Default for DispatchStats {
     }
 }
 
+/// Microsecond resolution, two significant digits (1 % error): a tenth of the memory of nanoseconds
+/// and three digits, and no dispatch is faster than a microsecond anyway.
 fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HIGHEST_NS, 3).expect("static histogram bounds are valid")
+    Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, 2).expect("static histogram bounds are valid")
 }
 
 impl DispatchStats {
@@ -75,7 +78,7 @@ impl DispatchStats {
         let latency = u64::try_from(now.saturating_duration_since(arrived).as_nanos()).unwrap_or(u64::MAX);
         let mut recorded = self.recorded();
         let step = (now.saturating_duration_since(recorded.since).as_millis() / SERIES_STEP.as_millis()) as usize;
-        recorded.latency.saturating_record(latency.clamp(1, HIGHEST_NS));
+        recorded.latency.saturating_record(latency.clamp(LOWEST_NS, HIGHEST_NS));
         if recorded.series.len() <= step {
             recorded.series.resize(step + 1, SeriesStep::default());
         }

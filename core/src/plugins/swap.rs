@@ -326,7 +326,8 @@ impl PluginHost {
 /// its context validates.
 async fn self_test(slot: &Slot) -> Result<(), String> {
     let schemas: &InterfaceSchemas = &slot.schemas;
-    for (path, example) in schemas.examples() {
+    let examples: Vec<(&str, serde_json::Value)> = schemas.examples().collect();
+    for (path, example) in &examples {
         let expect_valid = path.starts_with("examples/valid/");
         let judged = judge(schemas, example).map_err(|e| format!("{path}: {e}"))?;
         if judged != expect_valid {
@@ -337,7 +338,7 @@ async fn self_test(slot: &Slot) -> Result<(), String> {
         }
     }
     for directive in &slot.manifest.directives {
-        let has_example = schemas.examples().iter().any(|(path, example)| {
+        let has_example = examples.iter().any(|(path, example)| {
             path.starts_with("examples/valid/") && example["directive"]["header"]["name"] == directive.name.as_str()
         });
         if !has_example {

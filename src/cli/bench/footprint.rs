@@ -105,10 +105,11 @@ pub async fn measure(template: &str, swaps: usize, setup: &Setup) -> anyhow::Res
         template,
     );
     let (runtime, _) = super::start_connected(config, RuntimeOptions::default(), 256).await?;
-    let plugins = runtime.plugins().slots().len();
-    let loaded = rss_bytes();
+    // Read before the first measurement: the bench's own copy of the library is not the runtime's growth.
     let speaker =
         std::fs::read(setup.signed_plugins.join("libavs_speaker.so")).context("reading the Speaker plugin")?;
+    let plugins = runtime.plugins().slots().len();
+    let loaded = rss_bytes();
     let mut after_swaps = Vec::new();
     let mut outcome = Ok(());
     for n in 1..=swaps {
