@@ -460,7 +460,7 @@ async fn wait_handled(
     let stats = runtime.plugins().dispatch_stats();
     let mut last = (0, Instant::now());
     loop {
-        let done = stats.snapshot().recorded + outcomes.dropped.load(Ordering::Relaxed);
+        let done = stats.completed() + outcomes.dropped.load(Ordering::Relaxed);
         progress.set_position(done);
         if done >= spec.directives {
             return Ok(());

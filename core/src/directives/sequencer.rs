@@ -52,6 +52,7 @@ impl SequencerHandle {
                 in_flight: None,
                 detached: HashMap::new(),
                 unwoken: Vec::new(),
+                unwoken_directives: 0,
                 rollbacks: JoinSet::new(),
             })
         }))
@@ -74,7 +75,11 @@ impl SequencerHandle {
 
     /// Wakes the threads of the plugins [`SequencerHandle::submit`] queued directives for.
     pub(crate) fn wake_plugins(&self) {
-        let unwoken = std::mem::take(&mut self.lock().unwoken);
+        let unwoken = {
+            let mut sequencer = self.lock();
+            sequencer.unwoken_directives = 0;
+            std::mem::take(&mut sequencer.unwoken)
+        };
         for slot in unwoken {
             slot.wake();
         }
@@ -149,10 +154,15 @@ pub(crate) struct Sequencer {
     queue: VecDeque<Routed>,
     in_flight: Option<InFlight>,
     detached: HashMap<String, Detached>,
-    /// Slots the router queued directives for and whose threads it has not woken yet.
+    /// Slots the router queued directives for and whose threads it has not woken yet, and how many
+    /// directives wait for that.
     unwoken: Vec<Arc<Slot>>,
+    unwoken_directives: usize,
     rollbacks: JoinSet<()>,
 }
+
+/// At most this many directives the router queued wait for their plugins' threads to be woken.
+const WAKE_BATCH: usize = 8;
 
 /// Whether a directive queued for a plugin wakes the plugin's thread at once.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -199,8 +209,8 @@ impl Sequencer {
             });
             match slot.submit(dispatched.clone(), wake == Wake::Now) {
                 Ok(()) => {
-                    if wake == Wake::Later && !self.unwoken.iter().any(|s| Arc::ptr_eq(s, &slot)) {
-                        self.unwoken.push(slot);
+                    if wake == Wake::Later {
+                        self.wake_later(slot);
                     }
                     if in_dialog {
                         self.in_flight = Some(InFlight { dispatched, sequence: u64::MAX, pending: false });
@@ -218,6 +228,21 @@ impl Sequencer {
         }
         if let Some(routed) = routed {
             self.drop_directive(&routed.directive, "its interface is no longer served");
+        }
+    }
+
+    /// Defers waking `slot`'s thread, for at most [`WAKE_BATCH`] directives: fewer wake-ups, and a
+    /// directive waits for the routing of a few others at most, not of a whole chunk.
+    fn wake_later(&mut self, slot: Arc<Slot>) {
+        if !self.unwoken.iter().any(|s| Arc::ptr_eq(s, &slot)) {
+            self.unwoken.push(slot);
+        }
+        self.unwoken_directives += 1;
+        if self.unwoken_directives >= WAKE_BATCH {
+            self.unwoken_directives = 0;
+            for slot in self.unwoken.drain(..) {
+                slot.wake();
+            }
         }
     }
 

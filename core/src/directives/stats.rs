@@ -17,6 +17,8 @@ const LOWEST_NS: u64 = 1_000;
 
 pub struct DispatchStats {
     executed: AtomicU64,
+    /// How many latencies `recorded` holds, readable without its lock.
+    recorded_count: AtomicU64,
     recorded: Mutex<Recorded>,
 }
 
@@ -51,6 +53,7 @@ impl Default for DispatchStats {
     fn default() -> Self {
         DispatchStats {
             executed: AtomicU64::new(0),
+            recorded_count: AtomicU64::new(0),
             recorded: Mutex::new(Recorded { since: Instant::now(), latency: new_histogram(), series: Vec::new() }),
         }
     }
@@ -86,6 +89,13 @@ impl DispatchStats {
         at.completed += 1;
         at.max_ns = at.max_ns.max(latency);
         at.total_ns = at.total_ns.saturating_add(latency);
+        self.recorded_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many directives returned from their plugins since the last reset: a progress reading that
+    /// does not take the lock the plugin threads record under.
+    pub fn completed(&self) -> u64 {
+        self.recorded_count.load(Ordering::Relaxed)
     }
 
     pub fn snapshot(&self) -> DispatchSnapshot {
@@ -109,6 +119,7 @@ impl DispatchStats {
         recorded.latency.reset();
         recorded.series.clear();
         recorded.since = Instant::now();
+        self.recorded_count.store(0, Ordering::Relaxed);
     }
 }
 
@@ -139,5 +150,6 @@ mod tests {
         assert_eq!(stats.snapshot().recorded, 0);
         stats.record(Instant::now());
         assert_eq!((stats.snapshot().recorded, stats.snapshot().executed), (1, 0));
+        assert_eq!(stats.completed(), 1);
     }
 }
