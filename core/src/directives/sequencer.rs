@@ -67,8 +67,8 @@ impl SequencerHandle {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a routed directive for its plugin without waking the plugin's thread: the router submits
-    /// every directive of what it read in one go, then calls [`SequencerHandle::wake_plugins`].
+    /// Queues a routed directive for its plugin, waking the plugin's thread only every [`WAKE_BATCH`]
+    /// directives: the router calls [`SequencerHandle::wake_plugins`] once it has queued what it read.
     pub(crate) fn submit(&self, routed: Routed) {
         self.lock().submit(routed)
     }
@@ -144,7 +144,7 @@ enum Detached {
     Pending(Arc<Dispatched>, u64),
 }
 
-pub(crate) struct Sequencer {
+struct Sequencer {
     this: Weak<Mutex<Sequencer>>,
     plugins: OnceLock<Weak<PluginHost>>,
     runtime: Handle,
