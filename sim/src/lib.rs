@@ -303,6 +303,12 @@ impl SimHandle {
         self.shared().recorded().connection_attempts.len()
     }
 
+    /// How many TCP connections got through: accepted and not closed at once for being offline.
+    pub fn connections_let_through(&self) -> usize {
+        let recorded = self.shared().recorded();
+        recorded.connection_attempts.len() - recorded.refused_connection_attempts
+    }
+
     /// When each TCP connection was accepted, in order: for bounding reconnects in a sliding window.
     pub fn connection_attempt_times(&self) -> Vec<tokio::time::Instant> {
         self.shared().recorded().connection_attempts.clone()

@@ -41,8 +41,14 @@ pub(crate) async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
-                    shared.record(|r| r.connection_attempts.push(tokio::time::Instant::now()));
-                    if shared.faults.is_offline() {
+                    // Decided before it is recorded, and recorded with its outcome: a test counting the
+                    // attempts that got through must not see one going online between the two.
+                    let offline = shared.faults.is_offline();
+                    shared.record(|r| {
+                        r.connection_attempts.push(tokio::time::Instant::now());
+                        r.refused_connection_attempts += usize::from(offline);
+                    });
+                    if offline {
                         // Offline: the device's connection is accepted and closed at once.
                         drop(tcp);
                         continue;

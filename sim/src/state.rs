@@ -22,6 +22,8 @@ pub(crate) struct Recorded {
     pub refused_events: Vec<RefusedEvent>,
     /// When each TCP connection was accepted, refused ones included.
     pub connection_attempts: Vec<tokio::time::Instant>,
+    /// How many of them were closed at once because the sim was offline.
+    pub refused_connection_attempts: usize,
 }
 
 pub(crate) enum DownchannelMessage {
