@@ -1,6 +1,7 @@
 //! Events on their way to AVS: what a plugin (or the core) asked to send, and the JSON it becomes once
 //! the device context is attached.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
@@ -126,20 +127,43 @@ pub enum QueueError {
 pub struct EventSender {
     tx: mpsc::Sender<OutgoingEvent>,
     outbox: Outbox,
-    taken: Arc<Notify>,
+    taken: Arc<Taken>,
 }
 
 /// The connection's end of the queue.
 pub struct EventReceiver {
     rx: mpsc::Receiver<OutgoingEvent>,
-    taken: Arc<Notify>,
+    taken: Arc<Taken>,
+}
+
+/// Tells those waiting for room that the connection took events, once there is as much room as the
+/// most modest of them waits for: an event-bound run would otherwise wake the downchannel reader for
+/// every event sent, only for it to find the room still short and wait again.
+struct Taken {
+    notify: Notify,
+    /// The least room a waiter asked for; `usize::MAX` when nobody waits.
+    wanted: AtomicUsize,
 }
 
 impl EventReceiver {
     pub async fn recv(&mut self) -> Option<OutgoingEvent> {
         let event = self.rx.recv().await;
-        self.taken.notify_waiters();
+        self.taken(event.is_none());
         event
+    }
+
+    /// The next queued event, if there is one now.
+    pub fn try_recv(&mut self) -> Option<OutgoingEvent> {
+        let event = self.rx.try_recv().ok()?;
+        self.taken(false);
+        Some(event)
+    }
+
+    fn taken(&self, closed: bool) {
+        if closed || self.rx.capacity() >= self.taken.wanted.load(Ordering::SeqCst) {
+            self.taken.wanted.store(usize::MAX, Ordering::SeqCst);
+            self.taken.notify.notify_waiters();
+        }
     }
 }
 
@@ -147,7 +171,7 @@ impl EventSender {
     /// A queue of at most `capacity` events.
     pub fn channel(capacity: usize, outbox: Outbox) -> (EventSender, EventReceiver) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let taken = Arc::new(Notify::new());
+        let taken = Arc::new(Taken { notify: Notify::new(), wanted: AtomicUsize::new(usize::MAX) });
         (EventSender { tx, outbox, taken: taken.clone() }, EventReceiver { rx, taken })
     }
 
@@ -183,9 +207,12 @@ impl EventSender {
             if self.has_room(room) {
                 return;
             }
-            let taken = self.taken.notified();
+            let taken = self.taken.notify.notified();
             tokio::pin!(taken);
             taken.as_mut().enable();
+            // After enabling, before looking again: the receiver either sees what is wanted or took the
+            // event before that second look, which then finds the room.
+            self.taken.wanted.fetch_min(room.clamp(1, self.tx.max_capacity()), Ordering::SeqCst);
             if self.has_room(room) {
                 return;
             }
@@ -299,6 +326,37 @@ mod tests {
         queue.recv().await.unwrap();
         queue.recv().await.unwrap();
         waiting.await;
+    }
+
+    #[test]
+    fn a_waiter_for_room_is_woken_once_there_is_as_much_room_as_it_wants() {
+        use std::future::Future;
+        use std::task::{Context, Wake, Waker};
+
+        #[derive(Default)]
+        struct Wakes(std::sync::atomic::AtomicUsize);
+        impl Wake for Wakes {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(crate::storage::Storage::open(&dir.path().join("avs.db")).unwrap()).unwrap();
+        let (sender, mut queue) = EventSender::channel(4, outbox);
+        for name in ["A", "B", "C", "D"] {
+            sender.send(OutgoingEvent::new("Speaker", name, empty_payload())).unwrap();
+        }
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut waiting = std::pin::pin!(sender.room_for(2));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        queue.try_recv().unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "one free place is not the two it waits for");
+        queue.try_recv().unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
     }
 
     /// Polls a future once: Some(output) if it was ready.

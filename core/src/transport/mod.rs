@@ -344,9 +344,19 @@ impl Transport {
                 Some(done) = tasks.join_next() => {
                     // A task that panicked may have been the event in flight: better out of order than stuck.
                     let Ok(done) = done else { in_flight = None; continue };
-                    if let ConnectionTask::Event(event, _) = &done {
+                    if let ConnectionTask::Event(event, result) = &done {
                         if in_flight.as_ref().is_some_and(|e| e.message_id == event.message_id) {
                             in_flight = None;
+                        }
+                        // The next event goes out before this one's bookkeeping (its outbox row deleted, the
+                        // observer told): one event at a time makes the round trip the pace of an
+                        // event-bound run, and the disk need not be part of it.
+                        if result.is_ok() && in_flight.is_none() && paused_until.is_none() {
+                            if let Some(event) = self.retry.pop_front().or_else(|| self.events.try_recv()) {
+                                last_activity = Instant::now();
+                                in_flight = event.replay_copy();
+                                self.spawn_event(&mut tasks, &send_request, &token, event);
+                            }
                         }
                     }
                     let answered = matches!(done, ConnectionTask::Event(_, Ok(_)));
