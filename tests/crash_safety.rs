@@ -94,10 +94,9 @@ async fn events_waiting_when_the_runtime_is_killed_are_delivered_once_after_the_
     })
     .await;
     // The outbox may hold all three before the first reached avs-sim: the kill waits for that too.
-    poll_until("the first SetAlertSucceeded in flight", || {
-        sim.refused_events().iter().any(|e| e.name == "SetAlertSucceeded" && e.status.is_none()).then_some(())
-    })
-    .await;
+    sim.wait_for_refused_event(|e| e.name == "SetAlertSucceeded" && e.status.is_none(), WAIT)
+        .await
+        .expect("the first SetAlertSucceeded in flight");
     runtime.kill().unwrap(); // SIGKILL: no shutdown, no flush
     runtime.wait().unwrap();
     assert!(sim.events().iter().all(|e| e.name != "SetAlertSucceeded"), "none got through before the kill");

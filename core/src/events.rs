@@ -148,18 +148,18 @@ struct Taken {
 impl EventReceiver {
     pub async fn recv(&mut self) -> Option<OutgoingEvent> {
         let event = self.rx.recv().await;
-        self.taken(event.is_none());
+        self.tell_waiters(event.is_none());
         event
     }
 
     /// The next queued event, if there is one now.
     pub fn try_recv(&mut self) -> Option<OutgoingEvent> {
         let event = self.rx.try_recv().ok()?;
-        self.taken(false);
+        self.tell_waiters(false);
         Some(event)
     }
 
-    fn taken(&self, closed: bool) {
+    fn tell_waiters(&self, closed: bool) {
         if closed || self.rx.capacity() >= self.taken.wanted.load(Ordering::SeqCst) {
             self.taken.wanted.store(usize::MAX, Ordering::SeqCst);
             self.taken.notify.notify_waiters();
@@ -203,6 +203,7 @@ impl EventSender {
     pub async fn room_for(&self, room: usize) {
         // Not `reserve_many`: a waiter for many places collects each freed one as it comes, and the queue
         // looks full to every plugin meanwhile.
+        let room = room.clamp(1, self.tx.max_capacity());
         loop {
             if self.has_room(room) {
                 return;
@@ -212,7 +213,7 @@ impl EventSender {
             taken.as_mut().enable();
             // After enabling, before looking again: the receiver either sees what is wanted or took the
             // event before that second look, which then finds the room.
-            self.taken.wanted.fetch_min(room.clamp(1, self.tx.max_capacity()), Ordering::SeqCst);
+            self.taken.wanted.fetch_min(room, Ordering::SeqCst);
             if self.has_room(room) {
                 return;
             }
@@ -334,7 +335,7 @@ mod tests {
         use std::task::{Context, Wake, Waker};
 
         #[derive(Default)]
-        struct Wakes(std::sync::atomic::AtomicUsize);
+        struct Wakes(AtomicUsize);
         impl Wake for Wakes {
             fn wake(self: Arc<Self>) {
                 self.0.fetch_add(1, Ordering::SeqCst);

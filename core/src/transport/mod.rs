@@ -338,8 +338,7 @@ impl Transport {
                 event = next_event(&mut self.retry, &mut self.events), if in_flight.is_none() && paused_until.is_none() => {
                     let Some(event) = event else { return Ended::Shutdown };
                     last_activity = Instant::now();
-                    in_flight = event.replay_copy();
-                    self.spawn_event(&mut tasks, &send_request, &token, event);
+                    in_flight = self.spawn_event(&mut tasks, &send_request, &token, event);
                 }
                 Some(done) = tasks.join_next() => {
                     // A task that panicked may have been the event in flight: better out of order than stuck.
@@ -354,8 +353,7 @@ impl Transport {
                         if result.is_ok() && in_flight.is_none() && paused_until.is_none() {
                             if let Some(event) = self.retry.pop_front().or_else(|| self.events.try_recv()) {
                                 last_activity = Instant::now();
-                                in_flight = event.replay_copy();
-                                self.spawn_event(&mut tasks, &send_request, &token, event);
+                                in_flight = self.spawn_event(&mut tasks, &send_request, &token, event);
                             }
                         }
                     }
@@ -454,13 +452,16 @@ impl Transport {
         Ok(())
     }
 
+    /// Sends `event` on its own stream; returns the copy to send again should the connection end before
+    /// its answer (none for an event streaming audio).
     fn spawn_event(
         &self,
         tasks: &mut JoinSet<ConnectionTask>,
         send_request: &SendRequest<Bytes>,
         token: &str,
         mut event: OutgoingEvent,
-    ) {
+    ) -> Option<OutgoingEvent> {
+        let replay = event.replay_copy();
         let (send_request, endpoint, token) = (send_request.clone(), self.endpoint.clone(), token.to_string());
         let (inbound, plugins, timeout) = (self.inbound.clone(), self.plugins.clone(), self.timing.answer);
         tasks.spawn(async move {
@@ -469,6 +470,7 @@ impl Transport {
                 event_stream::send(send_request, &endpoint, &token, &mut event, context, &inbound, timeout).await;
             ConnectionTask::Event(Box::new(event), result)
         });
+        replay
     }
 
     /// Handles a finished connection task: what it means for the connection.
