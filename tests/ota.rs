@@ -9,7 +9,7 @@ use avs_core::observe::{Observer, RuntimeEvent};
 use avs_core::plugins::signature;
 use avs_core::runtime::Runtime;
 use avs_sim::{Sim, SimConfig};
-use common::{built_plugin_dir, device_config, payload, test_options};
+use common::{built_plugin_dir, device_config, next_matching, payload, test_options};
 use serde_json::json;
 
 fn speaker_build(dir: &Path, label: &str) -> PathBuf {
@@ -35,6 +35,7 @@ async fn ten_thousand_directives_survive_four_version_swaps_exactly_once_in_orde
     let (v1_1, v1_0) = (config.plugin_dir.join("libavs_system.so"), config.plugin_dir.join("libavs_system_1_0.so"));
     let observer = Observer::with_capacity(1 << 16);
     let mut events = observer.subscribe();
+    let mut progress = observer.subscribe();
     let runtime = Runtime::start_observed(config, test_options(), observer).await.unwrap();
     loop {
         if let Ok(RuntimeEvent::Connected { .. }) = events.recv().await {
@@ -59,6 +60,9 @@ async fn ten_thousand_directives_survive_four_version_swaps_exactly_once_in_orde
         handled
     });
     // Push in five slices with a swap between slices: the swaps happen while directives are in flight.
+    // A swap waits until the slice's first directive is handled, so every version serves at least
+    // one directive (on a loaded machine a whole slice could otherwise still be on its way to the
+    // runtime when the next swap commits).
     let push = |from: usize, to: usize| {
         for i in from..to {
             let directive = json!({"directive": {"header": {"namespace": "System", "name": "ResetUserInactivity", "messageId": format!("r-{i}")},
@@ -72,6 +76,12 @@ async fn ten_thousand_directives_survive_four_version_swaps_exactly_once_in_orde
         [(&v1_0, "1.0"), (&v1_1, "1.1"), (&v1_0, "1.0"), (&v1_1, "1.1")].into_iter().enumerate()
     {
         push(n * slice, (n + 1) * slice);
+        let first = format!("r-{}", n * slice);
+        next_matching(
+            &mut progress,
+            |e| matches!(e, RuntimeEvent::DirectiveHandled { message_id, .. } if *message_id == first),
+        )
+        .await;
         let documents = sim.capability_documents().len();
         let swap = runtime.plugins().swap("System", target);
         let report = tokio::time::timeout(WAIT, swap).await.expect("swap in time").expect("swap commits");
