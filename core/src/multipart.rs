@@ -311,8 +311,23 @@ impl MultipartParser {
 /// joined to the header they continue.
 fn parse_headers(block: &[u8], headers: &mut PartHeaders) -> Result<(), MultipartError> {
     let text = String::from_utf8_lossy(block);
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for line in text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).filter(|l| !l.is_empty()) {
+    // Every part goes through here: unfolded headers, nearly all of them, are read from the block itself,
+    // so that only what is kept is allocated.
+    if header_lines(&text).any(|line| line.starts_with([' ', '\t'])) {
+        return parse_folded_headers(&text, headers);
+    }
+    for line in header_lines(&text) {
+        let (name, value) = split_field(line)?;
+        interpret_field(name, value, headers);
+    }
+    Ok(())
+}
+
+/// Folding is rare enough to afford owned values. Every field is read before any is interpreted, so that
+/// the folds are reported before what the fields deviate in, as they always were.
+fn parse_folded_headers(text: &str, headers: &mut PartHeaders) -> Result<(), MultipartError> {
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    for line in header_lines(text) {
         if line.starts_with([' ', '\t']) {
             if let Some((_, value)) = fields.last_mut() {
                 value.push(' ');
@@ -321,38 +336,47 @@ fn parse_headers(block: &[u8], headers: &mut PartHeaders) -> Result<(), Multipar
                 continue;
             }
         }
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(MultipartError::BadHeader { line: line.chars().take(80).collect() });
-        };
-        fields.push((name.trim().to_string(), value.trim().to_string()));
+        let (name, value) = split_field(line)?;
+        fields.push((name, value.to_string()));
     }
-    for (name, value) in fields {
-        let canonical = match name.to_ascii_lowercase().as_str() {
-            "content-type" => {
-                headers.content_type = Some(value);
-                "Content-Type"
-            }
-            "content-id" => {
-                match value.strip_prefix('<').and_then(|v| v.strip_suffix('>')) {
-                    Some(id) => headers.content_id = Some(id.to_string()),
-                    None => {
-                        headers.deviations.push(format!("Content-ID {value:?} without angle brackets"));
-                        headers.content_id = Some(value);
-                    }
-                }
-                "Content-ID"
-            }
-            "content-disposition" => {
-                headers.name = disposition_name(&value, &mut headers.deviations);
-                "Content-Disposition"
-            }
-            _ => continue,
-        };
-        if name != canonical {
-            headers.deviations.push(format!("header {name:?} spelled differently from {canonical:?}"));
-        }
+    for (name, value) in &fields {
+        interpret_field(name, value, headers);
     }
     Ok(())
+}
+
+fn header_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).filter(|l| !l.is_empty())
+}
+
+/// `Name: value` → both trimmed.
+fn split_field(line: &str) -> Result<(&str, &str), MultipartError> {
+    match line.split_once(':') {
+        Some((name, value)) => Ok((name.trim(), value.trim())),
+        None => Err(MultipartError::BadHeader { line: line.chars().take(80).collect() }),
+    }
+}
+
+fn interpret_field(name: &str, value: &str, headers: &mut PartHeaders) {
+    let canonical = if name.eq_ignore_ascii_case("Content-Type") {
+        headers.content_type = Some(value.to_string());
+        "Content-Type"
+    } else if name.eq_ignore_ascii_case("Content-ID") {
+        let id = value.strip_prefix('<').and_then(|v| v.strip_suffix('>'));
+        if id.is_none() {
+            headers.deviations.push(format!("Content-ID {value:?} without angle brackets"));
+        }
+        headers.content_id = Some(id.unwrap_or(value).to_string());
+        "Content-ID"
+    } else if name.eq_ignore_ascii_case("Content-Disposition") {
+        headers.name = disposition_name(value, &mut headers.deviations);
+        "Content-Disposition"
+    } else {
+        return;
+    };
+    if name != canonical {
+        headers.deviations.push(format!("header {name:?} spelled differently from {canonical:?}"));
+    }
 }
 
 /// `form-data; name="metadata"` → `metadata`.
