@@ -478,19 +478,17 @@ async fn wait_handled(
     }
 }
 
-/// The loaded plugins' pre-compiled validators for every namespace of the mix.
+/// W's validators for every namespace of the mix, from the plugins the runtime loaded.
 fn validators(runtime: &Runtime, spec: &LoadSpec) -> anyhow::Result<Validators> {
-    spec.mix
-        .0
-        .iter()
-        .map(|(kind, _)| {
-            let slot = runtime
-                .plugins()
-                .slot(kind.namespace())
-                .with_context(|| format!("the template loads no plugin for {}", kind.namespace()))?;
-            Ok((kind.namespace().to_string(), slot.schemas.clone()))
-        })
-        .collect()
+    let mut validators = Validators::default();
+    for (kind, _) in &spec.mix.0 {
+        let slot = runtime
+            .plugins()
+            .slot(kind.namespace())
+            .with_context(|| format!("the template loads no plugin for {}", kind.namespace()))?;
+        validators.add_plugin(&slot.path)?;
+    }
+    Ok(validators)
 }
 
 impl Report {

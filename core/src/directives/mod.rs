@@ -85,11 +85,8 @@ impl Router {
             return self.reject(&directive, "UNSUPPORTED_OPERATION", why);
         };
         let blocking = spec.blocking;
-        let checked = serde_json::from_str(directive.payload())
-            .map_err(|e| e.to_string())
-            .and_then(|payload| slot.schemas.check_directive(directive.name(), &payload).map_err(|v| v.0));
-        if let Err(why) = checked {
-            return self.reject(&directive, "UNEXPECTED_INFORMATION_RECEIVED", why);
+        if let Err(why) = slot.schemas.check_directive(directive.name(), directive.payload()) {
+            return self.reject(&directive, "UNEXPECTED_INFORMATION_RECEIVED", why.0);
         }
         // Checked against the System plugin's schema like any directive, then the runtime's to carry out.
         match connection_directive(&directive) {

@@ -122,11 +122,7 @@ impl PluginServices {
     }
 
     fn send(&self, name: &str, payload: &str, options: &str) -> Result<String, String> {
-        let payload_value: serde_json::Value =
-            serde_json::from_str(payload).map_err(|e| format!("payload of {name} is not JSON: {e}"))?;
-        self.schemas
-            .check_event(name, &payload_value)
-            .map_err(|v| format!("refusing to send an invalid event: {v}"))?;
+        self.schemas.check_event(name, payload).map_err(|v| format!("refusing to send an invalid event: {v}"))?;
         let options: EventOptions = if options.trim().is_empty() {
             EventOptions::default()
         } else {

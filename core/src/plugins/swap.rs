@@ -348,23 +348,22 @@ async fn self_test(slot: &Slot) -> Result<(), String> {
     let context = slot.context().await.map_err(|e| e.to_string())?;
     for entry in context {
         let name = entry["header"]["name"].as_str().unwrap_or("");
-        schemas.check_context(name, &entry["payload"]).map_err(|v| format!("its context: {v}"))?;
+        schemas.check_context(name, &entry["payload"].to_string()).map_err(|v| format!("its context: {v}"))?;
     }
     Ok(())
 }
 
 /// Whether an example message passes the schema of its kind and name.
 fn judge(schemas: &InterfaceSchemas, example: &serde_json::Value) -> Result<bool, String> {
-    let (check, message): (fn(&InterfaceSchemas, &str, &serde_json::Value) -> _, _) =
-        if let Some(d) = example.get("directive") {
-            (InterfaceSchemas::check_directive, d)
-        } else if let Some(e) = example.get("event") {
-            (InterfaceSchemas::check_event, e)
-        } else {
-            (InterfaceSchemas::check_context, example)
-        };
+    let (check, message): (fn(&InterfaceSchemas, &str, &str) -> _, _) = if let Some(d) = example.get("directive") {
+        (InterfaceSchemas::check_directive, d)
+    } else if let Some(e) = example.get("event") {
+        (InterfaceSchemas::check_event, e)
+    } else {
+        (InterfaceSchemas::check_context, example)
+    };
     let name = message["header"]["name"].as_str().ok_or("no header name")?;
-    Ok(check(schemas, name, &message["payload"]).is_ok())
+    Ok(check(schemas, name, &message["payload"].to_string()).is_ok())
 }
 
 fn handover_failure(from: &Slot, kind: FailureKind, message: &str) -> PluginFailure {

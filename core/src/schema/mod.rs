@@ -1,11 +1,16 @@
 //! Compiled JSON Schemas of one interface version, keyed by message name, so that validating a directive
-//! is a hash lookup plus a pre-compiled validator run — never a schema compilation on the hot path.
+//! is a hash lookup, a borrowing parse of its payload and a pre-compiled validator run — never a schema
+//! compilation on the hot path.
+
+mod document;
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use jsonschema::Validator;
+pub use document::{Document, DocumentJson};
 use serde_json::{Map, Value};
+
+type Validator = jsonschema::Validator<DocumentJson>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
@@ -49,7 +54,8 @@ impl InterfaceSchemas {
                 _ => continue,
             };
             let name = file.trim_end_matches(".json").to_string();
-            let validator = jsonschema::validator_for(&document)
+            let validator = jsonschema::options_for::<DocumentJson>()
+                .build(&document)
                 .map_err(|e| SchemaError::Compile { path: path.clone(), message: e.to_string() })?;
             table.insert(name, validator);
         }
@@ -72,15 +78,21 @@ impl InterfaceSchemas {
         self.events.contains_key(name)
     }
 
-    pub fn check_directive(&self, name: &str, payload: &Value) -> Result<(), Violation> {
+    /// Checks a directive's payload, given as JSON text.
+    pub fn check_directive(&self, name: &str, payload: &str) -> Result<(), Violation> {
         check(self.directives.get(name), "directive", name, payload)
     }
 
-    pub fn check_event(&self, name: &str, payload: &Value) -> Result<(), Violation> {
+    /// Checks a directive's payload parsed already.
+    pub fn check_directive_document(&self, name: &str, payload: &Document<'_>) -> Result<(), Violation> {
+        check_document(self.directives.get(name), "directive", name, payload)
+    }
+
+    pub fn check_event(&self, name: &str, payload: &str) -> Result<(), Violation> {
         check(self.events.get(name), "event", name, payload)
     }
 
-    pub fn check_context(&self, name: &str, payload: &Value) -> Result<(), Violation> {
+    pub fn check_context(&self, name: &str, payload: &str) -> Result<(), Violation> {
         check(self.context.get(name), "context state", name, payload)
     }
 
@@ -114,15 +126,29 @@ fn collect_documents(root: &Path, dir: &Path, documents: &mut Map<String, Value>
     Ok(())
 }
 
-fn check(validator: Option<&Validator>, kind: &str, name: &str, payload: &Value) -> Result<(), Violation> {
+fn check(validator: Option<&Validator>, kind: &str, name: &str, payload: &str) -> Result<(), Violation> {
     let Some(validator) = validator else {
         return Err(Violation(format!("no schema for {kind} {name}")));
     };
-    if validator.is_valid(payload) {
+    let document =
+        Document::parse(payload).map_err(|e| Violation(format!("{kind} {name}: the payload is not JSON: {e}")))?;
+    check_document(Some(validator), kind, name, &document)
+}
+
+fn check_document(
+    validator: Option<&Validator>,
+    kind: &str,
+    name: &str,
+    payload: &Document<'_>,
+) -> Result<(), Violation> {
+    let Some(validator) = validator else {
+        return Err(Violation(format!("no schema for {kind} {name}")));
+    };
+    if validator.is_valid(payload.root()) {
         return Ok(());
     }
     let errors: Vec<String> =
-        validator.iter_errors(payload).take(3).map(|e| format!("{} at '{}'", e, e.instance_path())).collect();
+        validator.iter_errors(payload.root()).take(3).map(|e| format!("{} at '{}'", e, e.instance_path())).collect();
     Err(Violation(format!("{kind} {name}: {}", errors.join("; "))))
 }
 
@@ -147,10 +173,12 @@ mod tests {
     fn validates_payloads_by_name_and_explains_failures() {
         let s = speaker();
         assert!(s.has_directive("SetVolume"));
-        assert!(s.check_directive("SetVolume", &json!({"volume": 30})).is_ok());
-        let err = s.check_directive("SetVolume", &json!({"volume": 300})).unwrap_err();
+        assert!(s.check_directive("SetVolume", r#"{"volume": 30}"#).is_ok());
+        let err = s.check_directive("SetVolume", r#"{"volume": 300}"#).unwrap_err();
         assert!(err.0.contains("/volume"), "{err}");
-        let err = s.check_directive("SetMute", &json!({"mute": true})).unwrap_err();
+        let err = s.check_directive("SetVolume", r#"{"volume": 3"#).unwrap_err();
+        assert!(err.0.contains("not JSON"), "{err}");
+        let err = s.check_directive("SetMute", r#"{"mute": true}"#).unwrap_err();
         assert!(err.0.contains("no schema"), "{err}");
         assert_eq!(s.examples().count(), 1);
     }
@@ -163,12 +191,53 @@ mod tests {
         assert!(s.has_directive("SetVolume") && s.has_event("VolumeChanged"));
         let example = |prefix: &str| {
             let (_, doc) = s.examples().find(|(p, _)| p.starts_with(prefix)).expect(prefix);
-            doc["directive"]["payload"].clone()
+            doc["directive"]["payload"].to_string()
         };
         assert!(s.check_directive("SetVolume", &example("examples/valid/SetVolume")).is_ok());
         assert!(s.check_directive("SetVolume", &example("examples/invalid/SetVolume")).is_err());
         let err = InterfaceSchemas::load_dir(&dir.join("missing")).err().expect("must fail");
         assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    /// Every example shipped in `schemas/`, of every interface version: the valid ones pass and the
+    /// invalid ones fail when checked through the borrowing parse.
+    #[test]
+    fn every_shipped_example_is_judged_as_its_folder_says() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+        let mut judged = 0;
+        for interface in std::fs::read_dir(&root).unwrap() {
+            let interface = interface.unwrap().path();
+            if !interface.is_dir() {
+                continue;
+            }
+            for version in std::fs::read_dir(&interface).unwrap() {
+                let version = version.unwrap().path();
+                if !version.is_dir() {
+                    continue; // envelope/: the message envelopes, not an interface version
+                }
+                let schemas = InterfaceSchemas::load_dir(&version).unwrap();
+                for (path, example) in schemas.examples() {
+                    let (check, message): (fn(&InterfaceSchemas, &str, &str) -> _, _) =
+                        if let Some(d) = example.get("directive") {
+                            (InterfaceSchemas::check_directive, d)
+                        } else if let Some(e) = example.get("event") {
+                            (InterfaceSchemas::check_event, e)
+                        } else {
+                            (InterfaceSchemas::check_context, &example)
+                        };
+                    let name = message["header"]["name"].as_str().unwrap();
+                    let verdict = check(&schemas, name, &message["payload"].to_string());
+                    assert_eq!(
+                        verdict.is_ok(),
+                        path.starts_with("examples/valid/"),
+                        "{}: {path}: {verdict:?}",
+                        version.display()
+                    );
+                    judged += 1;
+                }
+            }
+        }
+        assert!(judged > 50, "only {judged} examples found");
     }
 
     #[test]

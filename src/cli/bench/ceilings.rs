@@ -2,18 +2,17 @@
 //!
 //! - Transport ceiling T: a bare client reads the run over the same TLS + HTTP/2 downchannel and only
 //!   splits it into parts (no parse, no dispatch).
-//! - Work ceiling W: each JSON part `serde_json::from_slice::<Value>`, then the plugin's pre-compiled
-//!   validator (`InterfaceSchemas::check_directive`, whose success path is jsonschema's `is_valid`), in a
-//!   tight loop on one core: no runtime, no I/O.
+//! - Work ceiling W: each JSON part `serde_json::from_slice::<Value>`, then jsonschema's `is_valid` with
+//!   the plugin's directive schema pre-compiled for `Value`, in a tight loop on one core: no runtime, no
+//!   I/O. (The runtime validates its own borrowing parse of the payload instead, `schema::Document`.)
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use avs_core::multipart::{boundary_from_content_type, MultipartParser};
-use avs_core::schema::InterfaceSchemas;
+use avs_core::plugins::loader::{self, Trust};
 use avs_core::transport::http2::{self, Endpoint};
 use avs_sim::load::{DirectiveKind, LoadSpec};
 use serde_json::Value;
@@ -102,8 +101,31 @@ pub struct Work {
     pub invalid: u64,
 }
 
-/// The validators by namespace, as the loaded plugins compiled them.
-pub type Validators = HashMap<String, Arc<InterfaceSchemas>>;
+/// W's validators by namespace and directive name.
+#[derive(Default)]
+pub struct Validators(HashMap<(String, String), jsonschema::Validator>);
+
+impl Validators {
+    /// Compiles the directive schemas the plugin library at `path` exports: the runtime's copy, which the
+    /// runtime verified when it loaded it.
+    pub fn add_plugin(&mut self, path: &Path) -> anyhow::Result<()> {
+        let plugin = loader::load(path, &Trust::AllowUnsigned)?;
+        let documents = plugin.instance.schemas().into_result().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let documents: serde_json::Map<String, Value> = serde_json::from_str(&documents)?;
+        for (file, schema) in &documents {
+            let Some(name) = file.strip_prefix("directives/").and_then(|f| f.strip_suffix(".json")) else {
+                continue;
+            };
+            let validator = jsonschema::validator_for(schema).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+            self.0.insert((plugin.manifest.interface.clone(), name.to_string()), validator);
+        }
+        Ok(())
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Option<&jsonschema::Validator> {
+        self.0.get(&(namespace.to_string(), name.to_string()))
+    }
+}
 
 /// Parses and validates every JSON part of `spec`'s run on this thread.
 pub fn work(spec: &LoadSpec, validators: &Validators) -> anyhow::Result<Work> {
@@ -123,8 +145,9 @@ pub fn work(spec: &LoadSpec, validators: &Validators) -> anyhow::Result<Work> {
             let directive = &message["directive"];
             let namespace = directive["header"]["namespace"].as_str().unwrap_or("");
             let name = directive["header"]["name"].as_str().unwrap_or("");
-            let schemas = validators.get(namespace).with_context(|| format!("no plugin loaded for {namespace}"))?;
-            if schemas.check_directive(name, &directive["payload"]).is_err() {
+            let validator =
+                validators.get(namespace, name).with_context(|| format!("no schema for {namespace}.{name}"))?;
+            if !validator.is_valid(&directive["payload"]) {
                 invalid += 1;
             }
         }
