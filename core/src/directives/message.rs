@@ -1,6 +1,7 @@
-//! A directive parsed once from the bytes of its multipart part. The envelope is parsed with borrowed
-//! strings and the payload is kept as a byte range of the original buffer, so routing copies nothing
-//! and the plugin is handed slices of the same bytes.
+//! A directive parsed once from the bytes of its multipart part: one borrowing parse of the whole part
+//! (`schema::Document`) gives the header, and the payload the schema check validates. The payload is
+//! kept as a byte range of the original buffer, so routing copies nothing and the plugin is handed
+//! slices of the same bytes.
 
 use std::ops::Range;
 use std::time::Instant;
@@ -8,8 +9,8 @@ use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 
 use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::value::RawValue;
+
+use crate::schema::{Document, DocumentNode};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
@@ -34,55 +35,72 @@ pub struct DirectiveMessage {
     in_flight: Option<OwnedSemaphorePermit>,
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    directive: Body<'a>,
-}
-
-#[derive(Deserialize)]
-struct Body<'a> {
-    header: Header,
-    #[serde(borrow)]
-    payload: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Header {
-    namespace: String,
-    name: String,
-    message_id: String,
-    #[serde(default)]
-    dialog_request_id: Option<String>,
-}
-
 impl DirectiveMessage {
     pub fn parse(raw: Bytes) -> Result<Self, EnvelopeError> {
         let arrived = Instant::now();
-        let text = std::str::from_utf8(&raw).map_err(|_| EnvelopeError::NotUtf8)?;
-        let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| EnvelopeError::Invalid(e.to_string()))?;
-        let payload = envelope.directive.payload.get();
-        if !payload.starts_with('{') {
-            return Err(EnvelopeError::Invalid("payload is not a JSON object".into()));
+        let document = Self::document(&raw)?;
+        Self::from_document(&raw, &document, arrived).map(|(directive, _)| directive)
+    }
+
+    /// The whole part parsed once: the envelope is read from it, and the payload it holds is what the
+    /// schema check validates, so the payload is not parsed a second time.
+    pub fn document(raw: &Bytes) -> Result<Document<'_>, EnvelopeError> {
+        let text = std::str::from_utf8(raw).map_err(|_| EnvelopeError::NotUtf8)?;
+        Document::parse(text).map_err(|e| EnvelopeError::Invalid(e.to_string()))
+    }
+
+    /// The directive `document` (parsed from `raw`) holds, and its payload within the document.
+    pub fn from_document<'d>(
+        raw: &Bytes,
+        document: &'d Document<'_>,
+        arrived: Instant,
+    ) -> Result<(Self, DocumentNode<'d>), EnvelopeError> {
+        let invalid = |why: String| EnvelopeError::Invalid(why);
+        let object = |node: Option<DocumentNode<'d>>, field: &str| match node {
+            Some(node) if node.is_object() => Ok(node),
+            Some(_) => Err(invalid(format!("{field} is not a JSON object"))),
+            None => Err(invalid(format!("missing field `{field}`"))),
+        };
+        let directive = object(document.root().member("directive"), "directive")?;
+        let header = object(directive.member("header"), "header")?;
+        let payload = object(directive.member("payload"), "payload")?;
+        let text = |field: &str| match header.member(field) {
+            Some(node) => node.as_str().ok_or_else(|| invalid(format!("header field `{field}` is not a string"))),
+            None => Err(invalid(format!("missing field `{field}`"))),
+        };
+        let (namespace, name, message_id) = (text("namespace")?, text("name")?, text("messageId")?);
+        if namespace.is_empty() || name.is_empty() || message_id.is_empty() {
+            return Err(invalid("header namespace, name and messageId must not be empty".into()));
         }
-        let header = envelope.directive.header;
-        if header.namespace.is_empty() || header.name.is_empty() || header.message_id.is_empty() {
-            return Err(EnvelopeError::Invalid("header namespace, name and messageId must not be empty".into()));
+        let dialog_request_id = match header.member("dialogRequestId") {
+            Some(node) if node.is_null() => None,
+            Some(_) => Some(text("dialogRequestId")?).filter(|d| !d.is_empty()),
+            None => None,
+        };
+        let key = directive
+            .key_in_text("payload")
+            .ok_or_else(|| invalid("the payload's key is written with escapes".into()))?;
+        let key_end = key.as_ptr() as usize - raw.as_ptr() as usize + key.len();
+        // AVS writes the payload last in the directive, and the directive last in the message: the payload
+        // then ends at the third closing brace from the end, and its contents need no scan.
+        let written_last =
+            directive.last_member_name() == Some("payload") && document.root().last_member_name() == Some("directive");
+        let payload_text = match written_last {
+            true => value_after_key(raw, key_end).zip(object_end_from_last(raw)).map(|(start, end)| start..end),
+            false => value_after_key(raw, key_end).and_then(|start| object_end(raw, start).map(|end| start..end)),
         }
-        // A borrowed RawValue points into `text`, so its offset is plain pointer arithmetic.
-        let start = payload.as_ptr() as usize - text.as_ptr() as usize;
-        let payload = start..start + payload.len();
-        Ok(DirectiveMessage {
-            namespace: header.namespace,
-            name: header.name,
-            message_id: header.message_id,
-            dialog_request_id: header.dialog_request_id.filter(|d| !d.is_empty()),
-            payload,
-            raw,
+        .ok_or_else(|| invalid("the payload's object could not be delimited".into()))?;
+        let message = DirectiveMessage {
+            namespace: namespace.into(),
+            name: name.into(),
+            message_id: message_id.into(),
+            dialog_request_id: dialog_request_id.map(str::to_string),
+            payload: payload_text,
+            raw: raw.clone(),
             arrived,
             in_flight: None,
-        })
+        };
+        Ok((message, payload))
     }
 
     pub fn namespace(&self) -> &str {
@@ -122,6 +140,61 @@ impl DirectiveMessage {
     }
 }
 
+// The helpers below read text known to be valid JSON (it was parsed), so they only tell strings from
+// structure.
+
+fn is_whitespace(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Where the value of a member starts, given where the member's key ends.
+fn value_after_key(text: &[u8], key_end: usize) -> Option<usize> {
+    let skip_whitespace =
+        |at: usize| at + text.get(at..).unwrap_or_default().iter().take_while(|b| is_whitespace(b)).count();
+    let colon = skip_whitespace(key_end + 1); // past the key's closing quote
+    (text.get(colon) == Some(&b':')).then(|| skip_whitespace(colon + 1))
+}
+
+/// Just past the innermost of the three objects that close the text together.
+fn object_end_from_last(text: &[u8]) -> Option<usize> {
+    let mut end = text.len();
+    for _ in 0..3 {
+        end = text[..end].iter().rposition(|b| !is_whitespace(b))?;
+        if text[end] != b'}' {
+            return None;
+        }
+    }
+    Some(end + 1)
+}
+
+/// Just past the object that starts at `start`: memchr jumps over the strings, which make up most of a
+/// payload.
+fn object_end(text: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut at = start;
+    loop {
+        let found = at + memchr::memchr3(b'"', b'{', b'}', &text[at..])?;
+        at = found + 1;
+        match text[found] {
+            b'"' => loop {
+                let quote_or_escape = at + memchr::memchr2(b'"', b'\\', &text[at..])?;
+                if text[quote_or_escape] == b'"' {
+                    at = quote_or_escape + 1;
+                    break;
+                }
+                at = quote_or_escape + 2; // the escaped character, whatever it is
+            },
+            b'{' => depth += 1,
+            _ => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(at);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +215,51 @@ mod tests {
         assert_eq!(d.namespace(), "SpeechSynthesizer");
         assert_eq!(d.payload(), r#"{"url":"cid:a\"b"}"#);
         assert_eq!(d.dialog_request_id(), None);
+    }
+
+    #[test]
+    fn the_payload_range_ends_at_its_own_brace_whatever_its_strings_hold() {
+        let payload = r#"{ "a" : "}{\\", "b":{"c":[{"d":"\"}"}, "]"]} , "e":{}}"#;
+        let raw = format!(
+            r#"{{ "directive" : {{ "header":{{"namespace":"A","name":"B","messageId":"m"}}, "payload"
+                 :  {payload} }}, "after": {{"x":"}}"}} }}"#
+        );
+        let d = DirectiveMessage::parse(Bytes::from(raw)).unwrap();
+        assert_eq!(d.payload(), payload);
+        let value: serde_json::Value = serde_json::from_str(d.payload()).unwrap();
+        assert_eq!(value["b"]["c"][0]["d"], "\"}");
+    }
+
+    #[test]
+    fn a_payload_written_last_ends_where_its_forward_scan_ends() {
+        let payload = r#"{"a":{"b":"}}}"},"c":[{}]}"#;
+        let raw = format!("{{\"directive\":{{\"header\":{{\"namespace\":\"A\",\"name\":\"B\",\"messageId\":\"m\"}},\"payload\": {payload} \n }}\r\n}}\n");
+        let d = DirectiveMessage::parse(Bytes::from(raw.clone())).unwrap();
+        assert_eq!(d.payload(), payload);
+        let start = raw.find(payload).unwrap();
+        assert_eq!(object_end(raw.as_bytes(), start), Some(start + payload.len()), "both ways agree");
+    }
+
+    #[test]
+    fn a_payload_key_written_with_escapes_is_refused_by_name() {
+        let raw = br#"{"directive":{"header":{"namespace":"A","name":"B","messageId":"m"},"p\u0061yload":{}}}"#;
+        let err = DirectiveMessage::parse(Bytes::from_static(raw)).unwrap_err();
+        assert!(err.to_string().contains("escapes"), "{err}");
+    }
+
+    #[test]
+    fn header_fields_must_be_strings_and_dialog_request_id_may_be_null() {
+        let with = |header: &str| {
+            let raw = format!(r#"{{"directive":{{"header":{header},"payload":{{}}}}}}"#);
+            DirectiveMessage::parse(Bytes::from(raw))
+        };
+        let err = with(r#"{"namespace":5,"name":"B","messageId":"m"}"#).unwrap_err();
+        assert!(err.to_string().contains("`namespace` is not a string"), "{err}");
+        let d = with(r#"{"namespace":"A","name":"B","messageId":"m","dialogRequestId":null}"#).unwrap();
+        assert_eq!(d.dialog_request_id(), None);
+        let err = with(r#"{"namespace":"A","name":"B","messageId":"m","dialogRequestId":7}"#).unwrap_err();
+        assert!(err.to_string().contains("`dialogRequestId` is not a string"), "{err}");
+        assert!(with("[]").unwrap_err().to_string().contains("header is not a JSON object"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub(crate) mod sequencer;
 pub mod stats;
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 pub use message::{DirectiveMessage, EnvelopeError};
@@ -53,13 +54,18 @@ impl Router {
     /// Routes one directive JSON part, which holds `in_flight` until it is done with. Its plugin's
     /// thread is woken by the next [`Router::wake_plugins`].
     pub(crate) fn route(&self, raw: Bytes, in_flight: OwnedSemaphorePermit) {
-        let mut directive = match DirectiveMessage::parse(raw.clone()) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!("directive rejected: {e}");
-                self.events.send_or_log(exception_encountered(&raw, "UNEXPECTED_INFORMATION_RECEIVED", &e.to_string()));
-                return;
-            }
+        let arrived = Instant::now();
+        let refuse = |e: EnvelopeError| {
+            tracing::warn!("directive rejected: {e}");
+            self.events.send_or_log(exception_encountered(&raw, "UNEXPECTED_INFORMATION_RECEIVED", &e.to_string()));
+        };
+        let document = match DirectiveMessage::document(&raw) {
+            Ok(document) => document,
+            Err(e) => return refuse(e),
+        };
+        let (mut directive, payload) = match DirectiveMessage::from_document(&raw, &document, arrived) {
+            Ok(parsed) => parsed,
+            Err(e) => return refuse(e),
         };
         let first_time = self.recent.lock().unwrap_or_else(|e| e.into_inner()).first_time(directive.message_id());
         if !first_time {
@@ -85,7 +91,7 @@ impl Router {
             return self.reject(&directive, "UNSUPPORTED_OPERATION", why);
         };
         let blocking = spec.blocking;
-        if let Err(why) = slot.schemas.check_directive(directive.name(), directive.payload()) {
+        if let Err(why) = slot.schemas.check_directive_node(directive.name(), payload) {
             return self.reject(&directive, "UNEXPECTED_INFORMATION_RECEIVED", why.0);
         }
         // Checked against the System plugin's schema like any directive, then the runtime's to carry out.

@@ -192,6 +192,47 @@ pub struct DocumentNode<'a> {
 }
 
 impl<'a> DocumentNode<'a> {
+    /// The value of this object's member `name` (the first, should it occur twice).
+    pub fn member(&self, name: &str) -> Option<DocumentNode<'a>> {
+        self.as_object().and_then(|_| self.members().find(|(key, _)| *key == name)).map(|(_, value)| value)
+    }
+
+    /// Member `name`'s key as it lies in the parsed text, when it is written without escapes: where the
+    /// member is in the text.
+    pub fn key_in_text(&self, name: &str) -> Option<&'a str> {
+        self.as_object()?;
+        let mut at = self.at + 1;
+        while at < self.end() {
+            match &self.entries[at] {
+                Entry::Key(Cow::Borrowed(key)) if *key == name => return Some(key),
+                Entry::Key(key) if key == name => return None,
+                _ => at = self.child(at + 1).end(),
+            }
+        }
+        None
+    }
+
+    /// The name of this object's last member.
+    pub fn last_member_name(&self) -> Option<&'a str> {
+        self.as_object()?;
+        self.members().last().map(|(name, _)| name)
+    }
+
+    pub fn as_str(&self) -> Option<&'a str> {
+        match self.entry() {
+            Entry::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_object(&self) -> bool {
+        matches!(self.entry(), Entry::Object { .. })
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.entry(), Entry::Null)
+    }
+
     fn entry(&self) -> &'a Entry<'a> {
         &self.entries[self.at]
     }
@@ -290,7 +331,7 @@ impl<'a> Node<'a, DocumentJson> for DocumentNode<'a> {
     }
 
     fn is_null(&self) -> bool {
-        matches!(self.entry(), Entry::Null)
+        DocumentNode::is_null(self)
     }
 
     fn json_type(&self) -> JsonType {

@@ -7,7 +7,7 @@ mod document;
 use std::collections::HashMap;
 use std::path::Path;
 
-pub use document::{Document, DocumentJson};
+pub use document::{Document, DocumentJson, DocumentNode};
 use serde_json::{Map, Value};
 
 type Validator = jsonschema::Validator<DocumentJson>;
@@ -83,9 +83,9 @@ impl InterfaceSchemas {
         check(self.directives.get(name), "directive", name, payload)
     }
 
-    /// Checks a directive's payload parsed already.
-    pub fn check_directive_document(&self, name: &str, payload: &Document<'_>) -> Result<(), Violation> {
-        check_document(self.directives.get(name), "directive", name, payload)
+    /// Checks a directive's payload parsed already (as part of its message, or alone).
+    pub fn check_directive_node(&self, name: &str, payload: DocumentNode<'_>) -> Result<(), Violation> {
+        check_node(self.directives.get(name), "directive", name, payload)
     }
 
     pub fn check_event(&self, name: &str, payload: &str) -> Result<(), Violation> {
@@ -132,23 +132,23 @@ fn check(validator: Option<&Validator>, kind: &str, name: &str, payload: &str) -
     };
     let document =
         Document::parse(payload).map_err(|e| Violation(format!("{kind} {name}: the payload is not JSON: {e}")))?;
-    check_document(Some(validator), kind, name, &document)
+    check_node(Some(validator), kind, name, document.root())
 }
 
-fn check_document(
+fn check_node(
     validator: Option<&Validator>,
     kind: &str,
     name: &str,
-    payload: &Document<'_>,
+    payload: DocumentNode<'_>,
 ) -> Result<(), Violation> {
     let Some(validator) = validator else {
         return Err(Violation(format!("no schema for {kind} {name}")));
     };
-    if validator.is_valid(payload.root()) {
+    if validator.is_valid(payload) {
         return Ok(());
     }
     let errors: Vec<String> =
-        validator.iter_errors(payload.root()).take(3).map(|e| format!("{} at '{}'", e, e.instance_path())).collect();
+        validator.iter_errors(payload).take(3).map(|e| format!("{} at '{}'", e, e.instance_path())).collect();
     Err(Violation(format!("{kind} {name}: {}", errors.join("; "))))
 }
 
