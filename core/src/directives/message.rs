@@ -80,11 +80,16 @@ impl DirectiveMessage {
         let key = directive
             .key_in_text("payload")
             .ok_or_else(|| invalid("the payload's key is written with escapes".into()))?;
-        let key_end = key.as_ptr() as usize - raw.as_ptr() as usize + key.len();
+        let key_end = (key.as_ptr() as usize)
+            .checked_sub(raw.as_ptr() as usize)
+            .map(|start| start + key.len())
+            .filter(|end| *end < raw.len())
+            .ok_or_else(|| invalid("the document was not parsed from this part".into()))?;
         // AVS writes the payload last in the directive, and the directive last in the message: the payload
-        // then ends at the third closing brace from the end, and its contents need no scan.
-        let written_last =
-            directive.last_member_name() == Some("payload") && document.root().last_member_name() == Some("directive");
+        // then ends at the third closing brace from the end, and its contents need no scan. "Last" is the
+        // very member found (a key written twice must not pair one member's start with another's end).
+        let is_last = |object: DocumentNode<'d>, name: &str| matches!((object.key_in_text(name), object.last_member_name()), (Some(first), Some(last)) if std::ptr::eq(first, last));
+        let written_last = is_last(directive, "payload") && is_last(document.root(), "directive");
         let payload_text = match written_last {
             true => value_after_key(raw, key_end).zip(object_end_from_last(raw)).map(|(start, end)| start..end),
             false => value_after_key(raw, key_end).and_then(|start| object_end(raw, start).map(|end| start..end)),
@@ -238,6 +243,18 @@ mod tests {
         assert_eq!(d.payload(), payload);
         let start = raw.find(payload).unwrap();
         assert_eq!(object_end(raw.as_bytes(), start), Some(start + payload.len()), "both ways agree");
+    }
+
+    #[test]
+    fn keys_written_twice_never_mix_one_payload_with_another() {
+        let header = r#"{"namespace":"A","name":"B","messageId":"m"}"#;
+        for raw in [
+            format!(r#"{{"directive":{{"header":{header},"payload":{{"a":1}}}},"directive":{{"payload":{{"b":2}}}}}}"#),
+            format!(r#"{{"directive":{{"header":{header},"payload":{{"a":1}},"payload":{{"b":2}}}}}}"#),
+        ] {
+            let d = DirectiveMessage::parse(Bytes::from(raw)).unwrap();
+            assert_eq!(d.payload(), r#"{"a":1}"#, "the first, as the schema check sees it");
+        }
     }
 
     #[test]
