@@ -329,7 +329,7 @@ async fn self_test(slot: &Slot) -> Result<(), String> {
     let examples: Vec<(&str, serde_json::Value)> = schemas.examples().collect();
     for (path, example) in &examples {
         let expect_valid = path.starts_with("examples/valid/");
-        let judged = judge(schemas, example).map_err(|e| format!("{path}: {e}"))?;
+        let judged = schemas.judge_example(example).map_err(|e| format!("{path}: {e}"))?;
         if judged != expect_valid {
             return Err(format!(
                 "{path} is judged {} by the plugin's own schemas",
@@ -351,19 +351,6 @@ async fn self_test(slot: &Slot) -> Result<(), String> {
         schemas.check_context(name, &entry["payload"].to_string()).map_err(|v| format!("its context: {v}"))?;
     }
     Ok(())
-}
-
-/// Whether an example message passes the schema of its kind and name.
-fn judge(schemas: &InterfaceSchemas, example: &serde_json::Value) -> Result<bool, String> {
-    let (check, message): (fn(&InterfaceSchemas, &str, &str) -> _, _) = if let Some(d) = example.get("directive") {
-        (InterfaceSchemas::check_directive, d)
-    } else if let Some(e) = example.get("event") {
-        (InterfaceSchemas::check_event, e)
-    } else {
-        (InterfaceSchemas::check_context, example)
-    };
-    let name = message["header"]["name"].as_str().ok_or("no header name")?;
-    Ok(check(schemas, name, &message["payload"].to_string()).is_ok())
 }
 
 fn handover_failure(from: &Slot, kind: FailureKind, message: &str) -> PluginFailure {

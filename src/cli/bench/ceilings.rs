@@ -101,9 +101,9 @@ pub struct Work {
     pub invalid: u64,
 }
 
-/// W's validators by namespace and directive name.
+/// W's validators by namespace, then directive name: looked up with the part's own strings.
 #[derive(Default)]
-pub struct Validators(HashMap<(String, String), jsonschema::Validator>);
+pub struct Validators(HashMap<String, HashMap<String, jsonschema::Validator>>);
 
 impl Validators {
     /// Compiles the directive schemas the plugin library at `path` exports: the runtime's copy, which the
@@ -117,13 +117,13 @@ impl Validators {
                 continue;
             };
             let validator = jsonschema::validator_for(schema).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-            self.0.insert((plugin.manifest.interface.clone(), name.to_string()), validator);
+            self.0.entry(plugin.manifest.interface.clone()).or_default().insert(name.to_string(), validator);
         }
         Ok(())
     }
 
     fn get(&self, namespace: &str, name: &str) -> Option<&jsonschema::Validator> {
-        self.0.get(&(namespace.to_string(), name.to_string()))
+        self.0.get(namespace)?.get(name)
     }
 }
 
