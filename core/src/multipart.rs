@@ -7,6 +7,7 @@
 //! never rescans bytes; a finished body leaves the buffer with `split_to().freeze()`, so the only copy of
 //! a body is the one made when its bytes are pushed.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
@@ -310,7 +311,8 @@ impl MultipartParser {
 /// Interprets the headers AVS uses; others are skipped. Folded lines (RFC 5322 obsolete syntax) are
 /// joined to the header they continue.
 fn parse_headers(block: &[u8], headers: &mut PartHeaders) -> Result<(), MultipartError> {
-    let text = String::from_utf8_lossy(block);
+    // from_utf8 first: it checks ASCII a word at a time, the lossy conversion byte by byte.
+    let text = std::str::from_utf8(block).map_or_else(|_| String::from_utf8_lossy(block), Cow::Borrowed);
     // Every part goes through here: unfolded headers, nearly all of them, are read from the block itself,
     // so that only what is kept is allocated.
     if header_lines(&text).any(|line| line.starts_with([' ', '\t'])) {

@@ -220,7 +220,14 @@ pub trait HostApi {
         }
     }
 
-    fn store(&self, key: &str, value: &impl Serialize) -> Result<(), PluginError>;
+    /// Persists `value` under `key`, as JSON.
+    fn store(&self, key: &str, value: &impl Serialize) -> Result<(), PluginError> {
+        self.store_raw(key, &to_json(value)?)
+    }
+
+    /// Persists JSON text the plugin already has (a payload it keeps as AVS wrote it), without a round
+    /// trip through its types.
+    fn store_raw(&self, key: &str, json: &str) -> Result<(), PluginError>;
 
     fn log(&self, level: LogLevel, message: &str);
 
@@ -286,10 +293,9 @@ impl HostApi for Host {
         self.services.storage_get(key.into()).into_option().map(RString::into_string)
     }
 
-    fn store(&self, key: &str, value: &impl Serialize) -> Result<(), PluginError> {
-        let value = to_json(value)?;
+    fn store_raw(&self, key: &str, json: &str) -> Result<(), PluginError> {
         self.services
-            .storage_put(key.into(), value.as_str().into())
+            .storage_put(key.into(), json.into())
             .into_result()
             .map_err(|e| PluginError::internal(e.into_string()))
     }

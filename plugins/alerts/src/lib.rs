@@ -14,7 +14,7 @@ use avs_plugin_sdk::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use scheduler::{Limits, Persisted, Scheduler, SetAlert, CHANNEL, STATE_KEY};
+use scheduler::{Limits, Persisted, Scheduler, CHANNEL, STATE_KEY};
 
 const INTERFACE: &str = "Alerts";
 
@@ -94,7 +94,7 @@ impl Interface for Alerts {
         let now = clock::now_ms();
         let s = &mut self.scheduler;
         match directive.name {
-            "SetAlert" => s.set_alert(host, directive.payload::<SetAlert>()?, now)?,
+            "SetAlert" => s.set_alert(host, directive.payload, now)?,
             "DeleteAlert" => s.delete_alert(host, &directive.payload::<Token>()?.token, now)?,
             "DeleteAlerts" => s.delete_alerts(host, &directive.payload::<Tokens>()?.tokens, now)?,
             "SetVolume" => s.set_volume(host, directive.payload::<Volume>()?.volume)?,

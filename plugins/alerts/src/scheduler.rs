@@ -6,10 +6,13 @@
 //! the sounding alert is a snooze; an alert whose assets cannot be played sounds the device's own tone.
 //! Time is wall-clock milliseconds passed in by the caller, so that tests control it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use avs_plugin_sdk::{FocusState, HostApi, LogLevel, PluginError};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::clock;
@@ -34,59 +37,105 @@ pub enum AlertType {
     Reminder,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A SetAlert payload, read in place: the scheduler keeps only what it needs of it, and the payload itself.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Asset {
-    pub asset_id: String,
-    pub url: String,
+struct SetAlert<'a> {
+    #[serde(borrow)]
+    token: Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: AlertType,
+    #[serde(borrow)]
+    scheduled_time: Cow<'a, str>,
+    #[serde(default, borrow)]
+    assets: Vec<Asset<'a>>,
+    #[serde(default, borrow)]
+    asset_play_order: Vec<Text<'a>>,
+    #[serde(default)]
+    loop_count: Option<u32>,
+    #[serde(default)]
+    loop_pause_in_milli_seconds: u64,
 }
 
-/// A SetAlert payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SetAlert {
+struct Asset<'a> {
+    #[serde(borrow)]
+    asset_id: Cow<'a, str>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+}
+
+/// A string that borrows from the payload unless it holds escapes (serde borrows a `Cow` only when it is
+/// a field of its own).
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// A scheduled alert: what the scheduler needs of its SetAlert, when it is due, and the payload as AVS
+/// wrote it, which is what is persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
     pub token: String,
-    #[serde(rename = "type")]
     pub kind: AlertType,
     /// As AVS wrote it: the context echoes it.
     pub scheduled_time: String,
-    #[serde(default)]
-    pub assets: Vec<Asset>,
-    #[serde(default)]
-    pub asset_play_order: Vec<String>,
-    #[serde(default)]
+    /// The URL of the asset that sounds first in play order; none: the device's tone.
+    pub sound: Option<String>,
     pub loop_count: Option<u32>,
-    #[serde(default)]
-    pub loop_pause_in_milli_seconds: u64,
-}
-
-/// A scheduled alert: the directive and when it is due.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Alert {
-    #[serde(flatten)]
-    pub set: SetAlert,
+    pub loop_pause_ms: u64,
     pub due_ms: i64,
+    payload: String,
 }
 
-/// What survives a restart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl Alert {
+    /// Reads a SetAlert payload; `Err` is what makes no sense in it, for SetAlertFailed and the exception.
+    /// The token is returned with an error whenever the payload has one, so that the failure can name it.
+    fn parse(payload: &str) -> Result<Alert, (Option<String>, String)> {
+        let set: SetAlert =
+            serde_json::from_str(payload).map_err(|e| (token_of(payload), format!("SetAlert.payload: {e}")))?;
+        let due_ms = clock::parse(&set.scheduled_time).map_err(|e| (Some(set.token.to_string()), e))? * 1000;
+        let first = set.asset_play_order.first().map(|id| &id.0);
+        let sound = set.assets.iter().find(|a| Some(&a.asset_id) == first).or(set.assets.first());
+        Ok(Alert {
+            token: set.token.into_owned(),
+            kind: set.kind,
+            scheduled_time: set.scheduled_time.into_owned(),
+            sound: sound.map(|a| a.url.to_string()),
+            loop_count: set.loop_count,
+            loop_pause_ms: set.loop_pause_in_milli_seconds,
+            due_ms,
+            payload: payload.to_owned(),
+        })
+    }
+}
+
+/// The token of a payload that is not a SetAlert, if it has one.
+fn token_of(payload: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Token {
+        token: String,
+    }
+    serde_json::from_str::<Token>(payload).ok().map(|t| t.token)
+}
+
+/// What survives a restart, as stored: `{"alerts":[…],"volume":…}`, the alerts' SetAlert payloads as AVS
+/// wrote them, in token order. When an alert is due follows from its payload. (Earlier builds stored each
+/// payload's fields with its `dueMs` beside them, which reads as the same payload.)
+#[derive(Debug, Deserialize)]
 pub struct Persisted {
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<Box<RawValue>>,
     pub volume: u8,
 }
 
-/// [`Persisted`] as stored, borrowed from the scheduler: every change is persisted, and cloning every
-/// alert for it was most of the cost of a SetAlert. Same fields in the same order, so the same JSON.
-#[derive(Serialize)]
-struct PersistedRef<'a> {
-    #[serde(serialize_with = "alerts_in_token_order")]
-    alerts: &'a BTreeMap<String, Alert>,
-    volume: u8,
-}
-
-fn alerts_in_token_order<S: Serializer>(alerts: &BTreeMap<String, Alert>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(alerts.values())
+impl Persisted {
+    /// The alerts in it; one that no longer reads is logged and left out, so that it costs no other.
+    fn restore<'a>(&'a self, host: &'a impl HostApi) -> impl Iterator<Item = Alert> + 'a {
+        self.alerts.iter().filter_map(move |payload| {
+            Alert::parse(payload.get())
+                .map_err(|(_, e)| host.log(LogLevel::Warn, &format!("a stored alert is unreadable, left out: {e}")))
+                .ok()
+        })
+    }
 }
 
 /// `maximumAlerts` of the capability configuration.
@@ -153,45 +202,47 @@ impl Scheduler {
         now_ms: i64,
     ) -> Result<(), PluginError> {
         self.volume = persisted.volume;
-        self.alerts = persisted.alerts.into_iter().map(|a| (a.set.token.clone(), a)).collect();
+        self.alerts = persisted.restore(host).map(|a| (a.token.clone(), a)).collect();
         if let Some(token) = handed_over["sounding"].as_str().filter(|t| self.alerts.contains_key(*t)) {
             self.start_sounding(host, token.to_string(), now_ms, true)?;
         }
         self.schedule(host, now_ms)
     }
 
-    pub fn set_alert(&mut self, host: &impl HostApi, set: SetAlert, now_ms: i64) -> Result<(), PluginError> {
-        let failed = || host.send_event("SetAlertFailed", &token_payload(&set.token)).map(drop);
-        let due_ms = match clock::parse(&set.scheduled_time) {
-            Ok(seconds) => seconds * 1000,
-            // A malformed directive: AVS hears of it twice, as SetAlertFailed and as an exception.
-            Err(e) => return failed().and(Err(PluginError::invalid(e))),
+    /// SetAlert, with its payload as AVS wrote it.
+    pub fn set_alert(&mut self, host: &impl HostApi, payload: &str, now_ms: i64) -> Result<(), PluginError> {
+        let failed = |token: &str| host.send_event("SetAlertFailed", &token_payload(token)).map(drop);
+        let alert = match Alert::parse(payload) {
+            Ok(alert) => alert,
+            // A malformed directive: AVS hears of it twice, as SetAlertFailed (when it names an alert)
+            // and as an exception.
+            Err((token, e)) => return token.map_or(Ok(()), |t| failed(&t)).and(Err(PluginError::invalid(e))),
         };
-        let refusal = if due_ms < now_ms - PAST_DUE_MS {
-            Some(format!("{} is more than 30 minutes past", set.scheduled_time))
-        } else if !self.alerts.contains_key(&set.token) && !self.has_room_for(set.kind) {
+        let refusal = if alert.due_ms < now_ms - PAST_DUE_MS {
+            Some(format!("{} is more than 30 minutes past", alert.scheduled_time))
+        } else if !self.alerts.contains_key(&alert.token) && !self.has_room_for(alert.kind) {
             Some(format!("maximumAlerts reached ({} scheduled)", self.alerts.len()))
         } else {
             None
         };
         if let Some(why) = refusal {
-            host.log(LogLevel::Info, &format!("SetAlert {} refused: {why}", set.token));
-            return failed();
+            host.log(LogLevel::Info, &format!("SetAlert {} refused: {why}", alert.token));
+            return failed(&alert.token);
         }
         // The sounding alert set again is a snooze: it stops now and sounds again at its new time.
-        if self.sounding.as_ref().is_some_and(|s| s.token == set.token) {
+        if self.sounding.as_ref().is_some_and(|s| s.token == alert.token) {
             self.silence(host);
-            host.send_event("AlertStopped", &token_payload(&set.token))?;
+            host.send_event("AlertStopped", &token_payload(&alert.token))?;
         }
-        let token = set.token.clone();
-        self.alerts.insert(token.clone(), Alert { set, due_ms });
+        let token = alert.token.clone();
+        self.alerts.insert(token.clone(), alert);
         self.persist(host)?;
         host.send_event("SetAlertSucceeded", &token_payload(&token))?;
         self.schedule(host, now_ms)
     }
 
     fn has_room_for(&self, kind: AlertType) -> bool {
-        let of_kind = self.alerts.values().filter(|a| a.set.kind == kind).count();
+        let of_kind = self.alerts.values().filter(|a| a.kind == kind).count();
         let limit = match kind {
             AlertType::Alarm => self.limits.alarms,
             AlertType::Timer => self.limits.timers,
@@ -292,8 +343,8 @@ impl Scheduler {
                 sounding.media = None;
                 sounding.loops += 1;
                 let token = sounding.token.clone();
-                let loop_count = self.alerts.get(&token).and_then(|a| a.set.loop_count);
-                let pause = self.alerts.get(&token).map_or(0, |a| a.set.loop_pause_in_milli_seconds);
+                let loop_count = self.alerts.get(&token).and_then(|a| a.loop_count);
+                let pause = self.alerts.get(&token).map_or(0, |a| a.loop_pause_ms);
                 let sounding = self.sounding.as_mut().expect("checked above");
                 let done_looping = loop_count.is_some_and(|n| n > 0 && sounding.loops >= n);
                 if done_looping || now_ms - sounding.since_ms >= MAX_SOUNDING_MS {
@@ -324,8 +375,7 @@ impl Scheduler {
 
     /// The AlertsState context.
     pub fn context(&self) -> Value {
-        let entry =
-            |a: &Alert| json!({"token": a.set.token, "type": a.set.kind, "scheduledTime": a.set.scheduled_time});
+        let entry = |a: &Alert| json!({"token": a.token, "type": a.kind, "scheduledTime": a.scheduled_time});
         let mut all: Vec<&Alert> = self.alerts.values().collect();
         all.sort_by_key(|a| a.due_ms);
         let active: Vec<Value> = self
@@ -356,7 +406,7 @@ impl Scheduler {
     /// Sounds what is due, discards what is long past due, and arms the timer for what comes next.
     fn schedule(&mut self, host: &impl HostApi, now_ms: i64) -> Result<(), PluginError> {
         let stale: Vec<String> =
-            self.alerts.values().filter(|a| a.due_ms < now_ms - PAST_DUE_MS).map(|a| a.set.token.clone()).collect();
+            self.alerts.values().filter(|a| a.due_ms < now_ms - PAST_DUE_MS).map(|a| a.token.clone()).collect();
         for token in stale {
             if self.sounding.as_ref().is_some_and(|s| s.token == token) {
                 continue; // sounding: its own maximum duration ends it
@@ -368,7 +418,7 @@ impl Scheduler {
         }
         if self.sounding.is_none() {
             let due = self.alerts.values().filter(|a| a.due_ms <= now_ms).min_by_key(|a| a.due_ms);
-            if let Some(token) = due.map(|a| a.set.token.clone()) {
+            if let Some(token) = due.map(|a| a.token.clone()) {
                 self.start_sounding(host, token, now_ms, false)?;
             }
         }
@@ -376,7 +426,7 @@ impl Scheduler {
             host.cancel_timer(timer);
         }
         let sounding = self.sounding.as_ref().map(|s| s.token.as_str());
-        let next = self.alerts.values().filter(|a| Some(a.set.token.as_str()) != sounding).map(|a| a.due_ms).min();
+        let next = self.alerts.values().filter(|a| Some(a.token.as_str()) != sounding).map(|a| a.due_ms).min();
         let ends = self.sounding.as_ref().map(|s| s.since_ms + MAX_SOUNDING_MS);
         if let Some(at) = next.into_iter().chain(ends).min() {
             let delay = (at - now_ms).clamp(0, RECHECK_MS);
@@ -408,13 +458,9 @@ impl Scheduler {
     /// Plays one loop of the sounding alert: its first asset in play order, or the tone.
     fn play_loop(&mut self, host: &impl HostApi, now_ms: i64) -> Result<(), PluginError> {
         let Some(sounding) = self.sounding.as_mut() else { return Ok(()) };
-        let alert = self.alerts.get(&sounding.token);
-        let asset = alert.and_then(|a| {
-            let id = a.set.asset_play_order.first();
-            a.set.assets.iter().find(|asset| Some(&asset.asset_id) == id).or(a.set.assets.first())
-        });
-        let url = match (sounding.tone_only, asset) {
-            (false, Some(asset)) => asset.url.clone(),
+        let sound = self.alerts.get(&sounding.token).and_then(|a| a.sound.as_deref());
+        let url = match (sounding.tone_only, sound) {
+            (false, Some(url)) => url.to_string(),
             _ => TONE.to_string(),
         };
         match host.play(&url, &json!({})) {
@@ -468,8 +514,20 @@ impl Scheduler {
         host.release_focus(CHANNEL);
     }
 
+    /// Stores [`Persisted`]. Written by hand because the payloads are JSON already (checked against the
+    /// schema when they arrived): serialising each alert again was most of the cost of a SetAlert.
     fn persist(&self, host: &impl HostApi) -> Result<(), PluginError> {
-        host.store(STATE_KEY, &PersistedRef { alerts: &self.alerts, volume: self.volume })
+        let size = self.alerts.values().map(|a| a.payload.len() + 1).sum::<usize>() + 32;
+        let mut json = String::with_capacity(size);
+        json.push_str(r#"{"alerts":["#);
+        for (i, alert) in self.alerts.values().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(&alert.payload);
+        }
+        write!(json, r#"],"volume":{}}}"#, self.volume).expect("writing to a String");
+        host.store_raw(STATE_KEY, &json)
     }
 }
 
@@ -482,16 +540,16 @@ mod tests {
 
     const T0: i64 = 1_764_064_800_000; // 2025-11-25T10:00:00Z
 
-    fn set(token: &str, kind: AlertType, at: &str) -> SetAlert {
-        SetAlert {
-            token: token.into(),
-            kind,
-            scheduled_time: at.into(),
-            assets: Vec::new(),
-            asset_play_order: Vec::new(),
-            loop_count: None,
-            loop_pause_in_milli_seconds: 0,
-        }
+    /// A SetAlert payload.
+    fn set(token: &str, kind: AlertType, at: &str) -> String {
+        json!({"token": token, "type": kind, "scheduledTime": at}).to_string()
+    }
+
+    /// `payload` with more fields.
+    fn with(payload: String, fields: Value) -> String {
+        let mut payload: Value = serde_json::from_str(&payload).unwrap();
+        payload.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+        payload.to_string()
     }
 
     fn event(name: &str, token: &str) -> (String, Value) {
@@ -501,7 +559,7 @@ mod tests {
     /// A scheduler with one timer due at T0 + 5 s, which has started sounding in the foreground.
     fn sounding(host: &FakeHost) -> Scheduler {
         let mut s = Scheduler::default();
-        s.set_alert(host, set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), T0).unwrap();
+        s.set_alert(host, &set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), T0).unwrap();
         let timer = host.last_timer();
         s.on_timer(host, timer, T0 + 5_000).unwrap();
         s.on_focus(host, FocusState::Foreground, T0 + 5_000).unwrap();
@@ -513,13 +571,13 @@ mod tests {
     fn a_timer_is_acknowledged_persisted_and_armed_for_its_time() {
         let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
-        s.set_alert(&host, set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), T0).unwrap();
+        s.set_alert(&host, &set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), T0).unwrap();
         assert_eq!(
             host.take(),
             [Call::Event("SetAlertSucceeded".into(), json!({"token": "t1"})), Call::Timer(5_000, 0)]
         );
         let persisted = host.load::<Persisted>(STATE_KEY).unwrap();
-        assert_eq!(persisted.alerts[0].due_ms, T0 + 5_000);
+        assert_eq!(persisted.restore(&host).map(|a| a.due_ms).collect::<Vec<_>>(), [T0 + 5_000]);
         let context = s.context();
         crate::schema_check::assert_valid("context/AlertsState.json", &context);
         assert_eq!(context["allAlerts"][0]["scheduledTime"], "2025-11-25T10:00:05+0000");
@@ -527,29 +585,69 @@ mod tests {
     }
 
     #[test]
-    fn what_is_stored_is_the_json_of_persisted() {
-        let mut alarm = set("a1", AlertType::Alarm, "2025-11-26T07:30:00+0000");
-        alarm.assets = vec![Asset { asset_id: "x".into(), url: "https://example.com/alarm.mp3".into() }];
-        alarm.asset_play_order = vec!["x".into()];
-        alarm.loop_count = Some(3);
-        let alerts: BTreeMap<String, Alert> = [
-            Alert { set: alarm, due_ms: T0 + 1_000 },
-            Alert { set: set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), due_ms: T0 + 5_000 },
-        ]
-        .into_iter()
-        .map(|a| (a.set.token.clone(), a))
-        .collect();
-        let stored = serde_json::to_string(&PersistedRef { alerts: &alerts, volume: 42 }).unwrap();
-        let owned = Persisted { alerts: alerts.values().cloned().collect(), volume: 42 };
-        assert_eq!(stored, serde_json::to_string(&owned).unwrap());
-        assert_eq!(serde_json::from_str::<Persisted>(&stored).unwrap(), owned);
+    fn the_payloads_are_stored_as_avs_wrote_them_and_restored_alike() {
+        let host = FakeHost::new(SCHEMAS);
+        let mut s = Scheduler::default();
+        // Fields the scheduler has no use for, escapes and spacing are kept too.
+        let alarm = r#"{ "token" : "a1", "type": "ALARM", "scheduledTime": "2025-11-26T07:30:00+0000",
+            "assets": [{"assetId": "x", "url": "https:\/\/example.com\/alarm.mp3"}, {"assetId": "y", "url": "u"}],
+            "assetPlayOrder": ["y", "x"], "backgroundAlertAsset": "x", "loopCount": 3 }"#;
+        s.set_alert(&host, alarm, T0).unwrap();
+        s.set_alert(&host, &set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), T0).unwrap();
+        s.set_volume(&host, 42).unwrap();
+        let stored = host.load_raw(STATE_KEY).unwrap();
+        let persisted: Persisted = serde_json::from_str(&stored).unwrap();
+        let payloads: Vec<&str> = persisted.alerts.iter().map(|p| p.get()).collect();
+        assert_eq!(payloads, [alarm, set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000").as_str()]);
+        assert_eq!(persisted.volume, 42);
+
+        let mut restored = Scheduler::default();
+        restored.take_over(&host, persisted, &Value::Null, T0).unwrap();
+        assert_eq!(restored.alerts, s.alerts);
+        assert_eq!(restored.alerts["a1"].sound.as_deref(), Some("u"), "the first asset in play order sounds");
+        assert_eq!(restored.alerts["a1"].due_ms, 1_764_142_200_000);
+    }
+
+    #[test]
+    fn alerts_stored_by_earlier_builds_still_load_and_an_unreadable_one_costs_no_other() {
+        let host = FakeHost::new(SCHEMAS);
+        // Earlier builds stored each alert's fields with its dueMs beside them.
+        let stored = json!({"alerts": [
+            {"token": "a1", "type": "ALARM", "scheduledTime": "2025-11-26T07:30:00+0000",
+             "assets": [{"assetId": "x", "url": "https://example.com/alarm.mp3"}], "assetPlayOrder": ["x"],
+             "loopCount": 3, "loopPauseInMilliSeconds": 0, "dueMs": 1_764_142_200_000_i64},
+            {"token": "t1", "type": "TIMER", "scheduledTime": "not a time", "dueMs": 0}
+        ], "volume": 30});
+        let mut s = Scheduler::default();
+        s.take_over(&host, serde_json::from_value(stored).unwrap(), &Value::Null, T0).unwrap();
+        let a1 = &s.alerts["a1"];
+        assert_eq!(
+            (a1.due_ms, a1.loop_count, a1.sound.as_deref()),
+            (1_764_142_200_000, Some(3), Some("https://example.com/alarm.mp3"))
+        );
+        assert_eq!(s.alerts.len(), 1);
+        assert_eq!(s.volume, 30);
+        let warnings = host.logs(LogLevel::Warn);
+        assert!(warnings.iter().any(|w| w.contains("unreadable") && w.contains("not a time")), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_payload_that_is_no_set_alert_fails_by_its_token_when_it_has_one() {
+        let host = FakeHost::new(SCHEMAS);
+        let mut s = Scheduler::default();
+        let err = s.set_alert(&host, r#"{"token":"t9","type":"NAP","scheduledTime":"2025-11-26T07:30:00+0000"}"#, T0);
+        assert!(err.unwrap_err().to_string().contains("NAP"));
+        assert_eq!(host.take_events(), [event("SetAlertFailed", "t9")]);
+        assert!(s.set_alert(&host, r#"{"type":"TIMER"}"#, T0).is_err());
+        assert_eq!(host.take_events(), [], "no token, nothing to name in a SetAlertFailed");
+        assert!(s.alerts.is_empty());
     }
 
     #[test]
     fn far_alerts_are_rechecked_every_minute_so_clock_changes_are_noticed() {
         let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
-        s.set_alert(&host, set("a1", AlertType::Alarm, "2025-11-26T07:30:00+0000"), T0).unwrap();
+        s.set_alert(&host, &set("a1", AlertType::Alarm, "2025-11-26T07:30:00+0000"), T0).unwrap();
         assert_eq!(host.take().last(), Some(&Call::Timer(60_000, 0)));
     }
 
@@ -557,7 +655,7 @@ mod tests {
     fn a_due_alert_takes_the_alert_channel_starts_and_loops_the_tone_until_the_user_stops_it() {
         let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
-        s.set_alert(&host, set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), T0).unwrap();
+        s.set_alert(&host, &set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), T0).unwrap();
         host.take();
         s.on_timer(&host, 1, T0 + 5_000).unwrap();
         assert_eq!(host.take()[0], Call::Acquire(CHANNEL.into()), "nothing sounds before the channel is granted");
@@ -583,9 +681,11 @@ mod tests {
     fn assets_that_cannot_be_played_give_way_to_the_devices_tone() {
         let host = FakeHost::new(SCHEMAS).unplayable("https://example.com/alarm.mp3");
         let mut s = Scheduler::default();
-        let mut alarm = set("a1", AlertType::Alarm, "2025-11-25T10:00:00+0000");
-        alarm.assets = vec![Asset { asset_id: "x".into(), url: "https://example.com/alarm.mp3".into() }];
-        s.set_alert(&host, alarm, T0).unwrap();
+        let alarm = with(
+            set("a1", AlertType::Alarm, "2025-11-25T10:00:00+0000"),
+            json!({"assets": [{"assetId": "x", "url": "https://example.com/alarm.mp3"}]}),
+        );
+        s.set_alert(&host, &alarm, T0).unwrap();
         s.on_focus(&host, FocusState::Foreground, T0).unwrap();
         let calls = host.take();
         assert!(calls.contains(&Call::Play(TONE.into(), json!({}))), "{calls:?}");
@@ -605,9 +705,8 @@ mod tests {
     fn an_alert_stops_after_its_loop_count_or_after_an_hour() {
         let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
-        let mut twice = set("t1", AlertType::Timer, "2025-11-25T10:00:00+0000");
-        twice.loop_count = Some(2);
-        s.set_alert(&host, twice, T0).unwrap();
+        let twice = with(set("t1", AlertType::Timer, "2025-11-25T10:00:00+0000"), json!({"loopCount": 2}));
+        s.set_alert(&host, &twice, T0).unwrap();
         s.on_focus(&host, FocusState::Foreground, T0).unwrap();
         host.take();
         s.on_media(&host, 2, "finished", T0 + 2_000).unwrap();
@@ -624,13 +723,11 @@ mod tests {
     fn long_past_due_alerts_are_refused_or_discarded() {
         let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
-        s.set_alert(&host, set("old", AlertType::Timer, "2025-11-25T09:00:00+0000"), T0).unwrap();
+        s.set_alert(&host, &set("old", AlertType::Timer, "2025-11-25T09:00:00+0000"), T0).unwrap();
         assert_eq!(host.take_events(), [event("SetAlertFailed", "old")]);
         // Stored while the device was on; it is off for two hours.
-        let stored = Persisted {
-            alerts: vec![Alert { set: set("t1", AlertType::Timer, "2025-11-25T10:00:05+0000"), due_ms: T0 + 5_000 }],
-            volume: 30,
-        };
+        let stored = json!({"alerts": [{"token": "t1", "type": "TIMER", "scheduledTime": "2025-11-25T10:00:05+0000"}], "volume": 30});
+        let stored: Persisted = serde_json::from_value(stored).unwrap();
         s.take_over(&host, stored, &Value::Null, T0 + 2 * 3_600_000).unwrap();
         assert_eq!(host.take_events(), [event("AlertStopped", "t1")]);
         assert!(host.load::<Persisted>(STATE_KEY).unwrap().alerts.is_empty());
@@ -640,7 +737,7 @@ mod tests {
     fn a_time_that_is_not_iso_8601_is_a_failure_and_an_exception() {
         let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
-        let err = s.set_alert(&host, set("t1", AlertType::Timer, "tomorrow"), T0).unwrap_err();
+        let err = s.set_alert(&host, &set("t1", AlertType::Timer, "tomorrow"), T0).unwrap_err();
         assert!(err.to_string().contains("tomorrow"), "{err}");
         assert_eq!(host.take_events(), [event("SetAlertFailed", "t1")]);
     }
@@ -650,11 +747,11 @@ mod tests {
         let host = FakeHost::new(SCHEMAS);
         let mut s = Scheduler::default();
         s.set_limits(Limits { overall: 3, alarms: 1, timers: 2 });
-        s.set_alert(&host, set("a1", AlertType::Alarm, "2025-11-26T07:30:00+0000"), T0).unwrap();
-        s.set_alert(&host, set("a2", AlertType::Alarm, "2025-11-26T08:30:00+0000"), T0).unwrap();
-        s.set_alert(&host, set("t1", AlertType::Timer, "2025-11-26T08:30:00+0000"), T0).unwrap();
-        s.set_alert(&host, set("t2", AlertType::Timer, "2025-11-26T08:30:00+0000"), T0).unwrap();
-        s.set_alert(&host, set("r1", AlertType::Reminder, "2025-11-26T08:30:00+0000"), T0).unwrap();
+        s.set_alert(&host, &set("a1", AlertType::Alarm, "2025-11-26T07:30:00+0000"), T0).unwrap();
+        s.set_alert(&host, &set("a2", AlertType::Alarm, "2025-11-26T08:30:00+0000"), T0).unwrap();
+        s.set_alert(&host, &set("t1", AlertType::Timer, "2025-11-26T08:30:00+0000"), T0).unwrap();
+        s.set_alert(&host, &set("t2", AlertType::Timer, "2025-11-26T08:30:00+0000"), T0).unwrap();
+        s.set_alert(&host, &set("r1", AlertType::Reminder, "2025-11-26T08:30:00+0000"), T0).unwrap();
         let answers: Vec<(String, Value)> = host.take_events();
         assert_eq!(
             answers,
@@ -667,7 +764,7 @@ mod tests {
             ]
         );
         // Updating an existing alert needs no room.
-        s.set_alert(&host, set("a1", AlertType::Alarm, "2025-11-26T09:30:00+0000"), T0).unwrap();
+        s.set_alert(&host, &set("a1", AlertType::Alarm, "2025-11-26T09:30:00+0000"), T0).unwrap();
         assert_eq!(host.take_events(), [event("SetAlertSucceeded", "a1")]);
     }
 
@@ -675,7 +772,7 @@ mod tests {
     fn setting_the_sounding_alert_again_snoozes_it() {
         let host = FakeHost::new(SCHEMAS);
         let mut s = sounding(&host);
-        s.set_alert(&host, set("t1", AlertType::Timer, "2025-11-25T10:09:05+0000"), T0 + 6_000).unwrap();
+        s.set_alert(&host, &set("t1", AlertType::Timer, "2025-11-25T10:09:05+0000"), T0 + 6_000).unwrap();
         let calls = host.take();
         assert!(calls.contains(&Call::Release(CHANNEL.into())), "{calls:?}");
         let events: Vec<&Call> = calls.iter().filter(|c| matches!(c, Call::Event(..))).collect();

@@ -86,9 +86,9 @@ impl Speaker {
             Change::Mute(muted) => next.muted = muted,
         }
         // Persisted first: a change that would be lost on restart is refused rather than confirmed.
-        host.store(STATE_KEY, &next.to_json())?;
+        host.store(STATE_KEY, &next)?;
         self.state = next;
-        host.send_event(change.event(), &next.to_json()).map(drop)
+        host.send_event(change.event(), &next).map(drop)
     }
 }
 
