@@ -89,22 +89,20 @@ impl DirectiveMessage {
         // AVS writes the payload last in the directive, and the directive last in the message: the payload
         // then ends at the third closing brace from the end, and its contents need no scan. "Last" is the
         // very member found (a key written twice must not pair one member's start with another's end).
-        let is_last = |object: DocumentNode<'d>, name: &str| matches!((object.key_in_text(name), object.last_member_name()), (Some(first), Some(last)) if std::ptr::eq(first, last));
+        let is_last = |object: DocumentNode<'d>, name: &str| match (object.key_in_text(name), object.last_member_name())
+        {
+            (Some(found), Some(last)) => std::ptr::eq(found, last),
+            _ => false,
+        };
         let written_last = is_last(directive, "payload") && is_last(document.root(), "directive");
         let payload_text = match written_last {
             true => value_after_key(raw, key_end).zip(object_end_from_last(raw)).map(|(start, end)| start..end),
             false => value_after_key(raw, key_end).and_then(|start| object_end(raw, start).map(|end| start..end)),
         }
         .ok_or_else(|| invalid("the payload's object could not be delimited".into()))?;
-        let fields = [namespace, name, message_id, dialog_request_id.unwrap_or("")];
-        let mut header = String::with_capacity(fields.iter().map(|f| f.len()).sum());
-        let mut header_ends = [0; 3];
-        for (i, field) in fields.into_iter().enumerate() {
-            header.push_str(field);
-            if let Some(end) = header_ends.get_mut(i) {
-                *end = header.len();
-            }
-        }
+        let header = [namespace, name, message_id, dialog_request_id.unwrap_or("")].concat();
+        let name_end = namespace.len() + name.len();
+        let header_ends = [namespace.len(), name_end, name_end + message_id.len()];
         let message =
             DirectiveMessage { header, header_ends, payload: payload_text, raw: raw.clone(), arrived, in_flight: None };
         Ok((message, payload))

@@ -14,14 +14,9 @@ use avs_plugin_sdk::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use scheduler::{Limits, Persisted, Scheduler, CHANNEL, STATE_KEY};
+use scheduler::{Limits, Persisted, Scheduler, Token, CHANNEL, STATE_KEY};
 
 const INTERFACE: &str = "Alerts";
-
-#[derive(Deserialize)]
-struct Token {
-    token: String,
-}
 
 #[derive(Deserialize)]
 struct Tokens {

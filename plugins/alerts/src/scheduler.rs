@@ -109,12 +109,14 @@ impl Alert {
     }
 }
 
+/// A payload that names one alert (DeleteAlert's, and the token of any SetAlert).
+#[derive(Deserialize)]
+pub struct Token {
+    pub token: String,
+}
+
 /// The token of a payload that is not a SetAlert, if it has one.
 fn token_of(payload: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Token {
-        token: String,
-    }
     serde_json::from_str::<Token>(payload).ok().map(|t| t.token)
 }
 
