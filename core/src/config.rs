@@ -79,6 +79,11 @@ pub struct Config {
     pub allow_unsigned_plugins: bool,
     /// `null`, or a directory receiving one file per played item.
     pub audio_sink: String,
+    /// Keep resident only the plugin code that runs (Linux): after a plugin library is loaded, its code
+    /// pages leave memory and come back one page at a time as they are used. `false` keeps the kernel's
+    /// read-ahead: a larger RSS (about the whole library per plugin and per OTA swap), and no storage
+    /// read the first time a page of plugin code runs.
+    pub trim_code_pages: bool,
     /// Bounds on what the network can make the runtime hold.
     pub limits: Limits,
 }
@@ -146,6 +151,7 @@ impl Config {
             plugin_trusted_keys: Vec::new(),
             allow_unsigned_plugins: false,
             audio_sink: "null".into(),
+            trim_code_pages: true,
             limits: Limits::default(),
         }
     }
@@ -211,6 +217,7 @@ mod tests {
             jail.set_env("AVS_DATA_DIR", "/tmp/avs-env");
             jail.set_env("AVS_ENDPOINT", "https://localhost:8443/");
             jail.set_env("AVS_LEGACY_ENDPOINT", "true");
+            jail.set_env("AVS_TRIM_CODE_PAGES", "false");
             // Not a configuration key: ignored rather than refused.
             jail.set_env("AVS_SOMETHING_ELSE", "1");
             let config = Config::load(Some(Path::new("device.toml"))).map_err(|e| e.to_string())?;
@@ -219,6 +226,7 @@ mod tests {
             assert_eq!(config.plugins, ["avs_speaker"], "from the file");
             assert_eq!(config.data_dir, PathBuf::from("/tmp/avs-env"), "the environment wins over the file");
             assert!(config.legacy_endpoint, "from the environment");
+            assert!(Config::defaults().trim_code_pages && !config.trim_code_pages, "from the environment");
             assert_eq!(config.avs_base_url(), "https://localhost:8443", "the override wins over the region");
             assert_eq!(config.client_id, Config::defaults().client_id, "a default");
             assert_eq!(config.firmware_version, "1");

@@ -1,5 +1,8 @@
 //! What the runtime reads about its own process from /proc: CPU time and resident memory — for the
-//! control socket's status, the OTA memory figures and `avs bench`.
+//! control socket's status, the OTA memory figures and `avs bench` — and the one thing it changes about
+//! its memory: which code pages stay resident ([`trim_code_pages_of`]).
+
+use std::path::Path;
 
 /// Linux reports utime and stime in USER_HZ ticks, which is 100 on every architecture it runs on.
 const NS_PER_TICK: u64 = 10_000_000;
@@ -35,6 +38,137 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Leaves resident only the code and read-only data of `file` (a loaded library) that this process uses
+/// from now on.
+///
+/// The kernel reads ahead around each fault and maps the cached pages around it, so loading a library
+/// makes nearly all of it resident: each plugin library had 0.4–0.8 MiB resident, and every OTA swap
+/// added about the size of the new file. This drops this process's pages of `file`'s read-only
+/// mappings, drops the file's pages from the page cache where nothing maps them, and marks the
+/// mappings for random access, so that a later fault reads the one page it needs. What is resident
+/// afterwards is what runs; the price is a read from storage the first time a page is used.
+///
+/// It works only for pages in small folios ([`evict_file_pages`] before loading sees to that): a page
+/// of a large folio that is mapped again keeps the whole folio. That is also why the running
+/// executable is not trimmed: its threads fault its code back in while this runs.
+///
+/// Only read-only mappings without a copy-on-write page are dropped (their pages are the file's, so a
+/// fault brings back the same bytes); relocated data stays as it is. Returns the bytes dropped. Linux
+/// only; elsewhere it does nothing.
+pub fn trim_code_pages_of(file: &Path) -> std::io::Result<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        linux::trim_code_pages(file)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        Ok(0)
+    }
+}
+
+/// Writes back and drops `file`'s pages from the page cache, except those someone maps. For a library
+/// about to be loaded: a file written moments ago (an OTA artifact, a copy) sits in the cache in the
+/// large folios it was written in, and one page of such a folio mapped keeps all of it resident; read
+/// back from storage, its pages come in small folios that [`trim_code_pages_of`] can drop one by one.
+pub fn evict_file_pages(file: &Path) -> std::io::Result<()> {
+    let opened = std::fs::File::open(file)?;
+    // Dirty pages cannot leave the page cache; written back, they can.
+    let _ = opened.sync_data();
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: advice about a file descriptor we own; the page cache keeps pages someone maps.
+        unsafe { libc::posix_fadvise(opened.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+    Ok(())
+}
+
+/// [`trim_code_pages_of`] for a caller that has nothing to do about a failure but say so.
+pub(crate) fn trim_code_pages(file: &Path) {
+    match trim_code_pages_of(file) {
+        Ok(bytes) => tracing::debug!("{}: {} KiB of code left memory until used", file.display(), bytes / 1024),
+        Err(e) => tracing::warn!("{}: its code pages stay resident: {e}", file.display()),
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+
+    /// One mapping of /proc/self/smaps.
+    #[derive(Debug, Default, PartialEq)]
+    pub(super) struct Mapping {
+        pub start: usize,
+        pub end: usize,
+        pub writable: bool,
+        /// `major:minor` of the file's device, as smaps writes it.
+        pub device: String,
+        pub inode: u64,
+        pub rss_kib: u64,
+        /// Copy-on-write pages: this mapping's bytes that are no longer the file's.
+        pub anonymous_kib: u64,
+    }
+
+    /// The mappings listed in `smaps` (a header line per mapping, then its `Field: N kB` lines).
+    pub(super) fn mappings(smaps: &str) -> Vec<Mapping> {
+        let mut mappings: Vec<Mapping> = Vec::new();
+        for line in smaps.lines() {
+            let mut fields = line.split_ascii_whitespace();
+            let Some(first) = fields.next() else { continue };
+            if let Some(name) = first.strip_suffix(':') {
+                let mut kib = || fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+                match (name, mappings.last_mut()) {
+                    ("Rss", Some(m)) => m.rss_kib = kib(),
+                    ("Anonymous", Some(m)) => m.anonymous_kib = kib(),
+                    _ => {}
+                }
+                continue;
+            }
+            let Some((start, end)) = first.split_once('-') else { continue };
+            let (Ok(start), Ok(end)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16)) else {
+                continue;
+            };
+            let perms = fields.next().unwrap_or("");
+            let _offset = fields.next();
+            let device = fields.next().unwrap_or("").to_string();
+            let inode = fields.next().and_then(|i| i.parse().ok()).unwrap_or(0);
+            mappings.push(Mapping { start, end, writable: perms.contains('w'), device, inode, ..Mapping::default() });
+        }
+        mappings
+    }
+
+    pub(super) fn trim_code_pages(file: &Path) -> std::io::Result<u64> {
+        let meta = std::fs::metadata(file)?;
+        let device = format!("{:02x}:{:02x}", libc::major(meta.dev()), libc::minor(meta.dev()));
+        let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+        let mut dropped = 0;
+        for m in mappings(&smaps).iter().filter(|m| m.inode == meta.ino() && m.device == device) {
+            let (start, len) = (m.start as *mut libc::c_void, m.end - m.start);
+            // SAFETY: MADV_RANDOM only changes how later faults on this mapping of ours read ahead.
+            unsafe { libc::madvise(start, len, libc::MADV_RANDOM) };
+            if !m.writable && m.anonymous_kib == 0 {
+                // Reclaimed rather than only unmapped: while this runs, other threads keep executing
+                // code of the file, and a page they fault in maps its whole large folio again, which
+                // then cannot leave the page cache. MADV_PAGEOUT takes each folio out of every page
+                // table of ours and out of the cache at once — for a file this process owns or may
+                // write; for others it does nothing and the unmapping below is what remains.
+                // SAFETY: reclaim never changes what the mapping reads.
+                unsafe { libc::madvise(start, len, libc::MADV_PAGEOUT) };
+                // SAFETY: a read-only mapping of the file with no copy-on-write page holds exactly the
+                // file's bytes; dropped, its pages fault back from the file unchanged. Writable and
+                // relocated mappings are never passed here.
+                if unsafe { libc::madvise(start, len, libc::MADV_DONTNEED) } == 0 {
+                    dropped += m.rss_kib * 1024;
+                }
+            }
+        }
+        super::evict_file_pages(file)?;
+        Ok(dropped)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +182,115 @@ mod tests {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         assert!(cpu_ns() > before);
-        assert!(rss_bytes() > 0 && peak_rss_bytes() >= rss_bytes());
+        // In this order: other tests' threads may fault pages in between, and the peak keeps up.
+        let rss = rss_bytes();
+        assert!(rss > 0 && peak_rss_bytes() >= rss);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn smaps_mappings_are_read_with_their_copy_on_write_pages() {
+        let smaps = "\
+7f0000000000-7f0000004000 r--p 00000000 fd:01 4242 /lib/libx.so
+Size:                 16 kB
+Rss:                  12 kB
+Anonymous:             0 kB
+VmFlags: rd mr mw me
+7f0000004000-7f0000005000 r--p 00004000 fd:01 4242 /lib/libx.so
+Rss:                   4 kB
+Anonymous:             4 kB
+7f0000005000-7f0000006000 rw-p 00000000 00:00 0
+Rss:                   4 kB
+Anonymous:             4 kB
+";
+        let m = linux::mappings(smaps);
+        assert_eq!(m.len(), 3);
+        assert_eq!((m[0].start, m[0].end, m[0].writable), (0x7f0000000000, 0x7f0000004000, false));
+        assert_eq!((m[0].device.as_str(), m[0].inode, m[0].rss_kib, m[0].anonymous_kib), ("fd:01", 4242, 12, 0));
+        assert_eq!((m[1].rss_kib, m[1].anonymous_kib), (4, 4));
+        assert!(m[2].writable && m[2].inode == 0);
+    }
+
+    /// `bytes` in a file beside the test binary, like a plugin library: on disk, where dropped pages
+    /// leave memory (tmpfs pages are the file itself); opened for mapping.
+    #[cfg(target_os = "linux")]
+    fn file_on_disk(bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf, std::fs::File) {
+        let exe = std::env::current_exe().unwrap();
+        let dir = tempfile::tempdir_in(exe.parent().unwrap()).unwrap();
+        let path = dir.path().join("library.bin");
+        std::fs::write(&path, bytes).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        (dir, path, file)
+    }
+
+    /// A file mapped and read through is resident; trimmed, only the pages used again come back, and
+    /// they read what the file holds.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn trimmed_pages_leave_and_come_back_unchanged() {
+        const LEN: usize = 4 << 20;
+        let bytes: Vec<u8> = (0..LEN).map(|i| (i * 7 % 251) as u8).collect();
+        let (_dir, path, file) = file_on_disk(&bytes);
+        // SAFETY: a private read-only mapping of a file this test owns; unmapped below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                LEN,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        // SAFETY: the mapping is LEN bytes long and stays mapped while the slice lives.
+        let mapped = unsafe { std::slice::from_raw_parts(base as *const u8, LEN) };
+        let sum = |step: usize| (0..LEN).step_by(step).map(|i| mapped[i] as u64).sum::<u64>();
+        let expected = |step: usize| (0..LEN).step_by(step).map(|i| bytes[i] as u64).sum::<u64>();
+        assert_eq!(sum(4096), expected(4096));
+        let resident = |m: &linux::Mapping| m.start == base as usize;
+        let rss = || {
+            linux::mappings(&std::fs::read_to_string("/proc/self/smaps").unwrap())
+                .into_iter()
+                .find(resident)
+                .unwrap()
+                .rss_kib
+        };
+        assert_eq!(rss(), (LEN / 1024) as u64);
+
+        let dropped = trim_code_pages_of(&path).unwrap();
+        assert_eq!(dropped, LEN as u64);
+        assert_eq!(rss(), 0);
+        // Every 16th page used again: those come back, their neighbours do not, and the bytes are the file's.
+        assert_eq!(sum(16 * 4096), expected(16 * 4096));
+        let used = (LEN / 16 / 1024) as u64;
+        assert!((used..=2 * used).contains(&rss()), "{} KiB resident for {used} KiB used", rss());
+        // SAFETY: base..base+LEN is the mapping made above, no longer borrowed.
+        unsafe { libc::munmap(base, LEN) };
+    }
+
+    /// Relocated data: written through a private mapping, then made read-only (as the loader does with
+    /// RELRO). Its bytes are no longer the file's, and trimming must leave them.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn copy_on_write_pages_survive_a_trim() {
+        const LEN: usize = 64 << 10;
+        let (_dir, path, file) = file_on_disk(&[0; LEN]);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // SAFETY: a private mapping of a file this test owns; unmapped below.
+        let base = unsafe {
+            libc::mmap(std::ptr::null_mut(), LEN, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE, fd, 0)
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        // SAFETY: within the mapping; then read-only like RELRO after relocation.
+        unsafe {
+            *(base as *mut u8).add(100) = 42;
+            assert_eq!(libc::mprotect(base, LEN, libc::PROT_READ), 0);
+        }
+        trim_code_pages_of(&path).unwrap();
+        // SAFETY: still mapped.
+        assert_eq!(unsafe { *(base as *const u8).add(100) }, 42, "the written byte is kept");
+        // SAFETY: the mapping made above.
+        unsafe { libc::munmap(base, LEN) };
     }
 }

@@ -137,7 +137,9 @@ impl Runtime {
         let trust = Trust::from_config(&config)?;
         let store = PluginStore::in_data_dir(&config.data_dir, hub.storage.clone());
         let plugins = Arc::new(
-            PluginHost::new(hub.clone(), options.call_timeouts, device_info, observer.clone(), trust).with_store(store),
+            PluginHost::new(hub.clone(), options.call_timeouts, device_info, observer.clone(), trust)
+                .with_store(store)
+                .trimming_code_pages(config.trim_code_pages),
         );
         if config.plugins.is_empty() {
             let template = DeviceTemplate::resolve(&config.template)?;

@@ -138,22 +138,26 @@ fn load_spec(args: &BenchArgs) -> anyhow::Result<LoadSpec> {
             r.trim_end_matches("/s").trim().parse::<f64>().with_context(|| format!("--rate {r:?}: expected N or N/s"))
         })
         .transpose()?;
+    let spec = LoadSpec { rate, ..plain_load(args.directives, mix, args.attachments, "bench")? };
+    spec.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(spec)
+}
+
+/// `directives` of `mix` at full speed; its media URL is filled in once the sim's address is known.
+fn plain_load(directives: u64, mix: Mix, attachments: bool, message_prefix: &str) -> anyhow::Result<LoadSpec> {
     // Alerts due tomorrow: valid whenever the bench runs, and none sounds during it.
     let tomorrow = time::OffsetDateTime::now_utc() + time::Duration::days(1);
     let alert_time =
         tomorrow.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+0000"))?;
-    let spec = LoadSpec {
-        directives: args.directives,
+    Ok(LoadSpec {
+        directives,
         mix,
-        rate,
-        attachments: args.attachments,
-        message_prefix: "bench".into(),
+        rate: None,
+        attachments,
+        message_prefix: message_prefix.into(),
         alert_time,
-        // Filled in once the sim's address is known.
         media_url: String::new(),
-    };
-    spec.check().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(spec)
+    })
 }
 
 /// The device's configuration against the sim, with signature-checked plugins.

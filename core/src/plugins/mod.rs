@@ -22,6 +22,7 @@ pub use slot::{CallTimeouts, FailureKind, PluginFailure, Slot};
 
 use crate::directives::DispatchStats;
 use crate::observe::{Observer, RuntimeEvent};
+use crate::process::{evict_file_pages, trim_code_pages};
 use crate::template::DeviceTemplate;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,7 @@ pub struct PluginHost {
     device_info: Value,
     observer: Observer,
     trust: Trust,
+    trim_code_pages: bool,
 }
 
 impl PluginHost {
@@ -89,7 +91,15 @@ impl PluginHost {
             device_info,
             observer,
             trust,
+            trim_code_pages: false,
         }
+    }
+
+    /// Leaves resident only the code of each library that runs (`process::trim_code_pages_of`), from the
+    /// next library loaded on.
+    pub(crate) fn trimming_code_pages(mut self, trim: bool) -> Self {
+        self.trim_code_pages = trim;
+        self
     }
 
     /// Keeps committed OTA versions in `store` and loads them again at start (`restore_committed`).
@@ -195,10 +205,22 @@ impl PluginHost {
         accept: impl FnOnce(&str) -> Result<(), String>,
     ) -> Result<Arc<Slot>, InstallError> {
         let shown = path.display().to_string();
-        let (owned, trust) = (path.to_path_buf(), self.trust.clone());
-        let loaded = tokio::task::spawn_blocking(move || loader::load(&owned, &trust)).await.map_err(|e| {
-            InstallError::Thread { path: shown.clone(), source: std::io::Error::other(e.to_string()) }
-        })??;
+        let (owned, trust, trim) = (path.to_path_buf(), self.trust.clone(), self.trim_code_pages);
+        let loaded = tokio::task::spawn_blocking(move || {
+            if trim {
+                // An artifact written moments ago comes back from storage in small folios, which the
+                // trim below can drop page by page.
+                let _ = evict_file_pages(&owned);
+            }
+            let loaded = loader::load(&owned, &trust)?;
+            if trim {
+                // After loading: what the library ran to load, and its schemas, need not stay.
+                trim_code_pages(&owned);
+            }
+            Ok::<_, loader::LoadError>(loaded)
+        })
+        .await
+        .map_err(|e| InstallError::Thread { path: shown.clone(), source: std::io::Error::other(e.to_string()) })??;
         let mut loaded = loaded;
         let interface = loaded.manifest.interface.clone();
         if let Some(configured) = self.configurations.read().unwrap_or_else(|e| e.into_inner()).get(&interface) {

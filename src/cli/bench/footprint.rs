@@ -3,7 +3,9 @@
 //!
 //! Each template is measured in a fresh process (`avs bench --footprint-of TEMPLATE`, connected to the
 //! one avs-sim process): libraries are never unloaded, so measuring templates one after the other in
-//! one process would count the earlier ones in the later.
+//! one process would count the earlier ones in the later. Last, it handles directives of every kind the
+//! load generator sends and measures again: RSS in operation, with the code they run and the
+//! attachments, alerts and buffers they leave.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,8 +15,10 @@ use avs_core::plugins::signature;
 use avs_core::runtime::RuntimeOptions;
 use serde_json::{json, Value};
 
-use super::sim::SimProcess;
+use super::sim::{Admin, SimProcess};
 use avs_core::process::rss_bytes;
+use avs_core::runtime::Runtime;
+use avs_sim::load::{LoadSpec, Mix};
 
 pub const TEMPLATES: [&str; 3] = ["minimal", "headless-speaker", "screen-device"];
 
@@ -81,6 +85,12 @@ pub async fn run(plugin_dir: &Path, swaps: usize, as_json: bool) -> anyhow::Resu
             );
             before = now;
         }
+        println!(
+            "{:<17} after {} directives of the default mix: RSS {:.1} MiB",
+            "",
+            m["directives"],
+            mib(&m["rss_after_directives_bytes"])
+        );
     }
     println!("(each swap keeps the previous library mapped and parked for an instant rollback, by design)");
     Ok(())
@@ -93,7 +103,8 @@ fn mib(bytes: &Value) -> f64 {
 }
 
 /// In the measuring process: load `template`, connect, report RSS; then swap Speaker `swaps` times with
-/// distinct rebuilt artifacts and report RSS after each. Prints one JSON line.
+/// distinct rebuilt artifacts and report RSS after each; then handle [`EXERCISE`] directives and report
+/// RSS in operation. Prints one JSON line.
 pub async fn measure(template: &str, swaps: usize, setup: &Setup) -> anyhow::Result<()> {
     let temp = tempfile::tempdir().context("creating a temporary dir")?;
     let config = super::device_config(
@@ -108,20 +119,46 @@ pub async fn measure(template: &str, swaps: usize, setup: &Setup) -> anyhow::Res
     // Read before the first measurement: the bench's own copy of the library is not the runtime's growth.
     let speaker =
         std::fs::read(setup.signed_plugins.join("libavs_speaker.so")).context("reading the Speaker plugin")?;
-    let plugins = runtime.plugins().slots().len();
-    let loaded = rss_bytes();
-    let mut after_swaps = Vec::new();
-    let mut outcome = Ok(());
-    for n in 1..=swaps {
-        let path = super::super::rebuilt_artifact(&speaker, "libavs_speaker", temp.path(), n, &setup.signing_key)?;
-        if let Err(e) = runtime.plugins().swap("Speaker", &path).await {
-            outcome = Err(anyhow::anyhow!("OTA swap {n}: {e}"));
-            break;
+    let interfaces: Vec<String> = runtime.plugins().slots().iter().map(|s| s.interface().to_string()).collect();
+    let measured = async {
+        let loaded = rss_bytes();
+        let mut after_swaps = Vec::new();
+        for n in 1..=swaps {
+            let path = super::super::rebuilt_artifact(&speaker, "libavs_speaker", temp.path(), n, &setup.signing_key)?;
+            runtime.plugins().swap("Speaker", &path).await.map_err(|e| anyhow::anyhow!("OTA swap {n}: {e}"))?;
+            after_swaps.push(rss_bytes());
         }
-        after_swaps.push(rss_bytes());
+        // In operation: the default mix's directives whose interface the template has.
+        let mix = Mix(Mix::default_for(true)
+            .0
+            .into_iter()
+            .filter(|(kind, _)| interfaces.iter().any(|i| i == kind.namespace()))
+            .collect());
+        let load = LoadSpec {
+            media_url: format!("{}/media/song-1.mp3", setup.sim_url),
+            ..super::plain_load(EXERCISE, mix, true, "footprint")?
+        };
+        handle(&runtime, &Admin::connect(&setup.sim_url, &setup.sim_ca).await?, &load).await?;
+        anyhow::Ok((loaded, after_swaps, rss_bytes()))
     }
+    .await;
     runtime.shutdown().await;
-    outcome?;
-    println!("{}", json!({"template": template, "plugins": plugins, "rss_bytes": loaded, "swaps": after_swaps}));
+    let (loaded, after_swaps, operating) = measured?;
+    println!(
+        "{}",
+        json!({"template": template, "plugins": interfaces.len(), "rss_bytes": loaded, "swaps": after_swaps,
+               "rss_after_directives_bytes": operating, "directives": EXERCISE})
+    );
     Ok(())
+}
+
+/// Directives of the default mix (with Speak; those of the template's interfaces) handled before RSS
+/// in operation is measured.
+const EXERCISE: u64 = 2_000;
+
+/// Streams `load` to the runtime and waits until its plugins handled all of it.
+async fn handle(runtime: &Runtime, admin: &Admin, load: &LoadSpec) -> anyhow::Result<()> {
+    runtime.plugins().dispatch_stats().reset();
+    super::push(admin, load).await?;
+    super::wait_handled(runtime, load, &super::Outcomes::default(), &indicatif::ProgressBar::hidden()).await
 }
