@@ -56,7 +56,7 @@ fn a_small_run_reports_consistent_figures_and_plots_them() {
 }
 
 #[test]
-fn the_footprint_run_measures_every_template_and_each_swap() {
+fn the_footprint_run_measures_every_template_each_swap_and_the_device_in_operation() {
     let report = avs_bench(&["--footprint", "--swaps", "2"]);
     let templates = report["templates"].as_array().expect("templates");
     let names: Vec<&str> = templates.iter().map(|t| t["template"].as_str().unwrap()).collect();
@@ -64,6 +64,9 @@ fn the_footprint_run_measures_every_template_and_each_swap() {
     for template in templates {
         assert!(template["plugins"].as_u64().unwrap() >= 4, "{template}");
         assert!(template["rss_bytes"].as_u64().unwrap() > 1 << 20, "{template}");
+        // Then in operation, after directives its plugins handled.
+        assert_eq!(template["directives"], 2000, "{template}");
+        assert!(template["rss_after_directives_bytes"].as_u64().unwrap() > 1 << 20, "{template}");
     }
     assert_eq!(templates[2]["plugins"], 15);
     assert_eq!(templates[2]["swaps"].as_array().unwrap().len(), 2);

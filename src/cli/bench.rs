@@ -76,6 +76,10 @@ pub struct BenchArgs {
     /// Instead of the throughput run: RSS after loading each device template, and after OTA swaps.
     #[arg(long)]
     footprint: bool,
+    /// Run the device with `trim_code_pages = false`: plugin libraries keep the kernel's read-ahead
+    /// (to compare footprint and throughput with trimming on, the default).
+    #[arg(long)]
+    keep_code_pages: bool,
     /// How many OTA swaps --footprint measures (in the largest template).
     #[arg(long, default_value_t = 5)]
     swaps: usize,
@@ -99,12 +103,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             sim_ca: args.sim_ca.clone().unwrap_or_default(),
             signed_plugins: args.signed_plugins.clone().unwrap_or_default(),
             signing_key: args.signing_key.clone().unwrap_or_default(),
+            trim_code_pages: !args.keep_code_pages,
         };
         return footprint::measure(template, args.swaps, &setup).await;
     }
     let plugin_dir = args.plugin_dir.clone().unwrap_or_else(super::default_plugin_dir);
     if args.footprint {
-        return footprint::run(&plugin_dir, args.swaps, args.json).await;
+        return footprint::run(&plugin_dir, args.swaps, !args.keep_code_pages, args.json).await;
     }
     let spec = load_spec(&args)?;
     let report = throughput(&args, &plugin_dir, spec).await?;
@@ -168,6 +173,7 @@ fn device_config(
     signed_plugins: &Path,
     trusted_key: &Path,
     template: &str,
+    trim_code_pages: bool,
 ) -> Config {
     let mut config = Config::defaults();
     config.endpoint = Some(sim_url.to_string());
@@ -179,6 +185,7 @@ fn device_config(
     config.plugin_dir = signed_plugins.to_path_buf();
     config.plugin_trusted_keys = vec![trusted_key.to_path_buf()];
     config.template = template.to_string();
+    config.trim_code_pages = trim_code_pages;
     config
 }
 
@@ -313,7 +320,8 @@ async fn throughput(args: &BenchArgs, plugin_dir: &Path, mut spec: LoadSpec) -> 
     let sim = SimProcess::start(&temp.path().join("sim")).await?;
     let admin = Admin::connect(&sim.base_url, &sim.ca).await?;
     spec.media_url = format!("{}/media/song-1.mp3", sim.base_url);
-    let config = device_config(&sim.base_url, &sim.ca, temp.path(), &signed, &public, &args.template);
+    let config =
+        device_config(&sim.base_url, &sim.ca, temp.path(), &signed, &public, &args.template, !args.keep_code_pages);
 
     // The device links first, as the runtime would: the transport run reads with the device's token,
     // and the runtime then finds it stored and goes straight to connecting.

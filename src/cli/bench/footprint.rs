@@ -28,10 +28,11 @@ pub struct Setup {
     pub sim_ca: PathBuf,
     pub signed_plugins: PathBuf,
     pub signing_key: PathBuf,
+    pub trim_code_pages: bool,
 }
 
 /// Measures every template, each in its own process; OTA swaps in the last (the largest) one.
-pub async fn run(plugin_dir: &Path, swaps: usize, as_json: bool) -> anyhow::Result<()> {
+pub async fn run(plugin_dir: &Path, swaps: usize, trim_code_pages: bool, as_json: bool) -> anyhow::Result<()> {
     let temp = tempfile::tempdir().context("creating a temporary dir")?;
     let (key, _) = signature::write_key_pair(&temp.path().join("keys"), "plugin-signing")?;
     let signed = temp.path().join("signed-plugins");
@@ -51,6 +52,9 @@ pub async fn run(plugin_dir: &Path, swaps: usize, as_json: bool) -> anyhow::Resu
             .arg("--signing-key")
             .arg(&key)
             .env("RUST_LOG", "warn");
+        if !trim_code_pages {
+            command.arg("--keep-code-pages");
+        }
         let output = tokio::task::spawn_blocking(move || command.output()).await??;
         if !output.status.success() {
             bail!("measuring {template} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
@@ -114,6 +118,7 @@ pub async fn measure(template: &str, swaps: usize, setup: &Setup) -> anyhow::Res
         &setup.signed_plugins,
         &setup.signing_key.with_extension("pub"),
         template,
+        setup.trim_code_pages,
     );
     let (runtime, _) = super::start_connected(config, RuntimeOptions::default(), 256).await?;
     // Read before the first measurement: the bench's own copy of the library is not the runtime's growth.
