@@ -55,7 +55,7 @@ fn status_kib(field: &str) -> u64 {
 /// Only read-only mappings without a copy-on-write page are dropped (their pages are the file's, so a
 /// fault brings back the same bytes); relocated data stays as it is. Returns the bytes dropped. Linux
 /// only; elsewhere it does nothing.
-pub fn trim_code_pages_of(file: &Path) -> std::io::Result<u64> {
+pub(crate) fn trim_code_pages_of(file: &Path) -> std::io::Result<u64> {
     #[cfg(target_os = "linux")]
     {
         linux::trim_code_pages(file)
@@ -71,7 +71,7 @@ pub fn trim_code_pages_of(file: &Path) -> std::io::Result<u64> {
 /// about to be loaded: a file written moments ago (an OTA artifact, a copy) sits in the cache in the
 /// large folios it was written in, and one page of such a folio mapped keeps all of it resident; read
 /// back from storage, its pages come in small folios that [`trim_code_pages_of`] can drop one by one.
-pub fn evict_file_pages(file: &Path) -> std::io::Result<()> {
+pub(crate) fn evict_file_pages(file: &Path) -> std::io::Result<()> {
     let opened = std::fs::File::open(file)?;
     // Dirty pages cannot leave the page cache; written back, they can.
     let _ = opened.sync_data();
@@ -84,21 +84,13 @@ pub fn evict_file_pages(file: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// [`trim_code_pages_of`] for a caller that has nothing to do about a failure but say so.
-pub(crate) fn trim_code_pages(file: &Path) {
-    match trim_code_pages_of(file) {
-        Ok(bytes) => tracing::debug!("{}: {} KiB of code left memory until used", file.display(), bytes / 1024),
-        Err(e) => tracing::warn!("{}: its code pages stay resident: {e}", file.display()),
-    }
-}
-
 #[cfg(target_os = "linux")]
 mod linux {
     use std::os::unix::fs::MetadataExt;
     use std::path::Path;
 
     /// One mapping of /proc/self/smaps.
-    #[derive(Debug, Default, PartialEq)]
+    #[derive(Debug, Default)]
     pub(super) struct Mapping {
         pub start: usize,
         pub end: usize,
@@ -149,13 +141,6 @@ mod linux {
             // SAFETY: MADV_RANDOM only changes how later faults on this mapping of ours read ahead.
             unsafe { libc::madvise(start, len, libc::MADV_RANDOM) };
             if !m.writable && m.anonymous_kib == 0 {
-                // Reclaimed rather than only unmapped: while this runs, other threads keep executing
-                // code of the file, and a page they fault in maps its whole large folio again, which
-                // then cannot leave the page cache. MADV_PAGEOUT takes each folio out of every page
-                // table of ours and out of the cache at once — for a file this process owns or may
-                // write; for others it does nothing and the unmapping below is what remains.
-                // SAFETY: reclaim never changes what the mapping reads.
-                unsafe { libc::madvise(start, len, libc::MADV_PAGEOUT) };
                 // SAFETY: a read-only mapping of the file with no copy-on-write page holds exactly the
                 // file's bytes; dropped, its pages fault back from the file unchanged. Writable and
                 // relocated mappings are never passed here.

@@ -22,7 +22,7 @@ pub use slot::{CallTimeouts, FailureKind, PluginFailure, Slot};
 
 use crate::directives::DispatchStats;
 use crate::observe::{Observer, RuntimeEvent};
-use crate::process::{evict_file_pages, trim_code_pages};
+use crate::process::{evict_file_pages, trim_code_pages_of};
 use crate::template::DeviceTemplate;
 
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +206,7 @@ impl PluginHost {
     ) -> Result<Arc<Slot>, InstallError> {
         let shown = path.display().to_string();
         let (owned, trust, trim) = (path.to_path_buf(), self.trust.clone(), self.trim_code_pages);
-        let loaded = tokio::task::spawn_blocking(move || {
+        let mut loaded = tokio::task::spawn_blocking(move || {
             if trim {
                 // An artifact written moments ago comes back from storage in small folios, which the
                 // trim below can drop page by page.
@@ -215,13 +215,17 @@ impl PluginHost {
             let loaded = loader::load(&owned, &trust)?;
             if trim {
                 // After loading: what the library ran to load, and its schemas, need not stay.
-                trim_code_pages(&owned);
+                match trim_code_pages_of(&owned) {
+                    Ok(bytes) => {
+                        tracing::debug!("{}: {} KiB of code left memory until used", owned.display(), bytes / 1024)
+                    }
+                    Err(e) => tracing::warn!("{}: its code pages stay resident: {e}", owned.display()),
+                }
             }
             Ok::<_, loader::LoadError>(loaded)
         })
         .await
         .map_err(|e| InstallError::Thread { path: shown.clone(), source: std::io::Error::other(e.to_string()) })??;
-        let mut loaded = loaded;
         let interface = loaded.manifest.interface.clone();
         if let Some(configured) = self.configurations.read().unwrap_or_else(|e| e.into_inner()).get(&interface) {
             loaded.manifest.configurations = Some(configured.clone());
