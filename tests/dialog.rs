@@ -22,7 +22,7 @@ async fn expect_speech_waits_for_the_speak_before_it_then_times_out() {
     // ExpectSpeech only started (and its 300 ms timer with it) once Speak had completed.
     let handled: Vec<String> = std::iter::from_fn(|| device.events.try_recv().ok())
         .filter_map(|e| match e {
-            RuntimeEvent::DirectiveHandled { name, outcome: Ok(()), .. } => Some(name),
+            RuntimeEvent::DirectiveHandled { name, outcome: Ok(()), .. } => Some(name.to_string()),
             _ => None,
         })
         .collect();

@@ -105,8 +105,8 @@ async fn ten_thousand_directives_survive_four_version_swaps_exactly_once_in_orde
     // By the version active when each was dequeued: the versions follow the swaps, never going back.
     let mut runs: Vec<String> = Vec::new();
     for (_, _, plugin, _) in &handled {
-        if runs.last() != Some(plugin) {
-            runs.push(plugin.clone());
+        if runs.last().map(String::as_str) != Some(plugin.as_str()) {
+            runs.push(plugin.to_string());
         }
     }
     assert_eq!(runs, swapped_to, "the handling versions follow the swaps");

@@ -1,6 +1,7 @@
 //! What the runtime reports about itself as it works: the demo prints it, tests await it, a device's UI
 //! can show it (connection state, the code to enter when linking).
 
+use arcstr::{ArcStr, Substr};
 use tokio::sync::broadcast;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,12 +73,14 @@ pub enum RuntimeEvent {
         error: String,
     },
     /// `plugin` is the library file of the version that handled it; `sequence` the place of its
-    /// execution among all directives plugins executed (`u64::MAX` if it never ran).
+    /// execution among all directives plugins executed (`u64::MAX` if it never ran). Reported for every
+    /// directive, so its strings are shared with the directive and the plugin's slot, not copied (and
+    /// each subscriber's clone costs reference counts, not allocations).
     DirectiveHandled {
-        namespace: String,
-        name: String,
-        message_id: String,
-        plugin: String,
+        namespace: Substr,
+        name: Substr,
+        message_id: Substr,
+        plugin: ArcStr,
         sequence: u64,
         outcome: Result<(), String>,
     },

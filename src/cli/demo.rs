@@ -278,7 +278,9 @@ async fn show_ota(
                 if handled.insert(n.to_string(), ()).is_some() {
                     bail!("directive {message_id} was handled twice");
                 }
-                let file = Path::new(&plugin).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or(plugin);
+                let file = Path::new(plugin.as_str())
+                    .file_name()
+                    .map_or(plugin.to_string(), |f| f.to_string_lossy().into_owned());
                 *by_version.entry(file).or_default() += 1;
             }
         }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use arcstr::{ArcStr, Substr};
 use bytes::Bytes;
 
 use crate::schema::{Document, DocumentNode};
@@ -24,8 +25,9 @@ pub enum EnvelopeError {
 pub struct DirectiveMessage {
     raw: Bytes,
     /// The header's namespace, name, messageId and dialogRequestId (empty when absent), one after the
-    /// other: one allocation instead of four on every directive.
-    header: String,
+    /// other: one allocation instead of four on every directive, shared by reference with what reports
+    /// on the directive once it is handled.
+    header: ArcStr,
     /// Where namespace, name and messageId end in `header`.
     header_ends: [usize; 3],
     payload: Range<usize>,
@@ -100,7 +102,15 @@ impl DirectiveMessage {
             false => value_after_key(raw, key_end).and_then(|start| object_end(raw, start).map(|end| start..end)),
         }
         .ok_or_else(|| invalid("the payload's object could not be delimited".into()))?;
-        let header = [namespace, name, message_id, dialog_request_id.unwrap_or("")].concat();
+        let pieces = [namespace, name, message_id, dialog_request_id.unwrap_or("")];
+        let header = ArcStr::init_with(pieces.iter().map(|p| p.len()).sum(), |text| {
+            let mut at = 0;
+            for piece in pieces {
+                text[at..at + piece.len()].copy_from_slice(piece.as_bytes());
+                at += piece.len();
+            }
+        })
+        .expect("the pieces are str");
         let name_end = namespace.len() + name.len();
         let header_ends = [namespace.len(), name_end, name_end + message_id.len()];
         let message =
@@ -118,6 +128,13 @@ impl DirectiveMessage {
 
     pub fn message_id(&self) -> &str {
         &self.header[self.header_ends[1]..self.header_ends[2]]
+    }
+
+    /// Namespace, name and messageId as references to the directive's own header text: whatever
+    /// reports on the directive after it was handled keeps them without copying.
+    pub(crate) fn shared_ids(&self) -> [Substr; 3] {
+        let [namespace, name, message_id] = self.header_ends;
+        [self.header.substr(..namespace), self.header.substr(namespace..name), self.header.substr(name..message_id)]
     }
 
     /// None when the header has none (AVS sends none outside a dialog, or an empty one).
@@ -212,6 +229,17 @@ mod tests {
         assert_eq!((d.namespace(), d.name(), d.message_id()), ("Speaker", "SetVolume", "m-1"));
         assert_eq!(d.dialog_request_id(), Some("d-1"));
         assert_eq!(d.payload(), r#"{"volume":25}"#);
+    }
+
+    #[test]
+    fn reports_share_the_header_text_instead_of_copying_it() {
+        let raw = br#"{"directive":{"header":{"namespace":"Speaker","name":"SetVolume","messageId":"m-1","dialogRequestId":"d-1"},"payload":{"volume":25}}}"#;
+        let d = DirectiveMessage::parse(Bytes::from_static(raw)).unwrap();
+        let [namespace, name, message_id] = d.shared_ids();
+        assert_eq!([namespace.as_str(), name.as_str(), message_id.as_str()], ["Speaker", "SetVolume", "m-1"]);
+        for id in [&namespace, &name, &message_id] {
+            assert!(ArcStr::ptr_eq(id.parent(), &d.header), "{id} is a view of the directive's own header");
+        }
     }
 
     #[test]

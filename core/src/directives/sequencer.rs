@@ -162,7 +162,7 @@ struct Sequencer {
 }
 
 /// At most this many directives the router queued wait for their plugins' threads to be woken.
-const WAKE_BATCH: usize = 8;
+const WAKE_BATCH: usize = 16;
 
 /// Whether a directive queued for a plugin wakes the plugin's thread at once.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -372,12 +372,12 @@ impl Sequencer {
     }
 
     fn report(&self, dispatched: &Dispatched, sequence: u64, outcome: Result<(), String>) {
-        let d = &dispatched.routed.directive;
+        let [namespace, name, message_id] = dispatched.routed.directive.shared_ids();
         self.observer.emit(RuntimeEvent::DirectiveHandled {
-            namespace: d.namespace().into(),
-            name: d.name().into(),
-            message_id: d.message_id().into(),
-            plugin: dispatched.slot.path_text().to_string(),
+            namespace,
+            name,
+            message_id,
+            plugin: dispatched.slot.path_text().clone(),
             sequence,
             outcome,
         });

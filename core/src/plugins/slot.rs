@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{RResult, RString};
+use arcstr::{ArcStr, Substr};
 use avs_plugin_api::{Directive, FocusState, Handling, HostServicesArc, Manifest, PluginBox};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -152,7 +153,8 @@ pub(crate) struct SlotSender {
     interface: Arc<str>,
     queue: Arc<CallQueue>,
     /// Directives the plugin answered `Pending` and has not completed yet.
-    pending: Arc<Mutex<HashSet<String>>>,
+    /// Inserted into and removed from for every directive: foldhash rather than SipHash.
+    pending: Arc<Mutex<HashSet<Substr, foldhash::fast::RandomState>>>,
 }
 
 impl SlotSender {
@@ -225,7 +227,7 @@ pub struct Slot {
     pub schemas: Arc<InterfaceSchemas>,
     pub path: std::path::PathBuf,
     /// `path` as text, for what is reported per directive.
-    path_text: Box<str>,
+    path_text: ArcStr,
     pub sha256: String,
     sender: SlotSender,
     timeouts: CallTimeouts,
@@ -271,7 +273,7 @@ impl Slot {
         &self.manifest.interface
     }
 
-    pub(crate) fn path_text(&self) -> &str {
+    pub(crate) fn path_text(&self) -> &ArcStr {
         &self.path_text
     }
 
@@ -511,7 +513,8 @@ fn run(
                 };
                 let sequence = dispatch.next_execution();
                 // Counted as pending before the call: a plugin may complete it before returning.
-                lock(&slot.pending).insert(directive.message_id().to_string());
+                let [_, _, message_id] = directive.shared_ids();
+                lock(&slot.pending).insert(message_id);
                 let result = {
                     let _done = timed(Some(&reply));
                     plugin.handle_directive(raw).into_result().map_err(fail)
@@ -605,7 +608,7 @@ fn run(
                 let _done = timed(None);
                 plugin.export_state().into_result()
             };
-            let unfinished: Vec<String> = lock(&slot.pending).drain().collect();
+            let unfinished: Vec<String> = lock(&slot.pending).drain().map(|id| id.to_string()).collect();
             let _ = handover.send(state.map(|state| Handover { state: state.into_string(), unfinished }).map_err(fail));
             parked = true;
         }
