@@ -2,6 +2,9 @@
 
 mod cli;
 
+use std::num::NonZeroUsize;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -56,28 +59,39 @@ fn main() -> std::process::ExitCode {
     allocator_policy();
     let cli = Cli::parse();
     cli::init_logging(matches!(cli.command, Command::Demo(_) | Command::Ctl(_) | Command::Bench(_)));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Demo(args) => cli::demo::run(args).await,
-            Command::Run(args) => cli::run::run(args).await,
-            Command::Sim(args) => cli::sim::run(args).await,
-            Command::Plugin(command) => cli::plugin::run(command),
-            Command::Ctl(args) => cli::ctl::run(args).await,
-            Command::Bench(args) => cli::bench::run(*args).await,
-        }
-    });
-    match result {
+    match run(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        // The device's configuration says how many threads its async runtime has.
+        Command::Run(args) => {
+            let config = args.config()?;
+            async_runtime(Some(config.worker_threads))?.block_on(cli::run::run(config))
+        }
+        Command::Bench(args) => {
+            let threads = args.worker_threads.unwrap_or(avs_core::config::Config::defaults().worker_threads);
+            async_runtime(Some(threads))?.block_on(cli::bench::run(*args))
+        }
+        Command::Demo(args) => async_runtime(None)?.block_on(cli::demo::run(args)),
+        Command::Sim(args) => async_runtime(None)?.block_on(cli::sim::run(args)),
+        Command::Plugin(command) => async_runtime(None)?.block_on(async { cli::plugin::run(command) }),
+        Command::Ctl(args) => async_runtime(None)?.block_on(cli::ctl::run(args)),
+    }
+}
+
+/// tokio's multi-threaded runtime with `worker_threads` workers; without a number, one per core (or
+/// tokio's own `TOKIO_WORKER_THREADS`).
+fn async_runtime(worker_threads: Option<NonZeroUsize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = worker_threads {
+        builder.worker_threads(threads.get());
+    }
+    builder.enable_all().build().context("cannot start the async runtime")
 }

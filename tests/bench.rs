@@ -30,7 +30,7 @@ fn number(report: &Value, field: &str) -> f64 {
 fn a_small_run_reports_consistent_figures_and_plots_them() {
     let dir = tempfile::tempdir().unwrap();
     let plot = dir.path().join("run.svg");
-    let report = avs_bench(&["--directives", "2000", "--plot", plot.to_str().unwrap()]);
+    let report = avs_bench(&["--directives", "2000", "--worker-threads", "2", "--plot", plot.to_str().unwrap()]);
 
     assert_eq!(report["directives"], 2000);
     assert_eq!(report["handled"], 2000, "every directive returned from its plugin: {report}");
@@ -49,6 +49,7 @@ fn a_small_run_reports_consistent_figures_and_plots_them() {
     assert!(number(&report, "cpu_ns_per_directive") >= 0.0);
     assert!(number(&report, "peak_rss_bytes") > 1e6, "{report}");
     assert!(report["mode"].as_str().unwrap().contains("two processes"), "{report}");
+    assert_eq!(report["runtime_worker_threads"], 2, "the device's async runtime has the threads asked for: {report}");
     assert!(report["mix"].as_str().unwrap().contains("SetVolume"), "{report}");
 
     let svg = std::fs::read_to_string(&plot).expect("--plot wrote the file");

@@ -1,5 +1,6 @@
 //! Device configuration: built-in defaults < `avs.toml` < `AVS_*` environment variables (figment).
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
@@ -84,6 +85,11 @@ pub struct Config {
     /// read-ahead: a larger RSS (about the whole library per plugin and per OTA swap), and no storage
     /// read the first time a page of plugin code runs.
     pub trim_code_pages: bool,
+    /// Threads of the async runtime, which holds the connection (TLS, HTTP/2), the downchannel reader
+    /// and routing; plugins run on threads of their own. One by default: measured on two cores, a second
+    /// worker costs more in hand-offs between the connection task and the reader than it gains (README,
+    /// Performance).
+    pub worker_threads: NonZeroUsize,
     /// Bounds on what the network can make the runtime hold.
     pub limits: Limits,
 }
@@ -152,6 +158,7 @@ impl Config {
             allow_unsigned_plugins: false,
             audio_sink: "null".into(),
             trim_code_pages: true,
+            worker_threads: NonZeroUsize::MIN,
             limits: Limits::default(),
         }
     }
@@ -218,6 +225,7 @@ mod tests {
             jail.set_env("AVS_ENDPOINT", "https://localhost:8443/");
             jail.set_env("AVS_LEGACY_ENDPOINT", "true");
             jail.set_env("AVS_TRIM_CODE_PAGES", "false");
+            jail.set_env("AVS_WORKER_THREADS", "2");
             // Not a configuration key: ignored rather than refused.
             jail.set_env("AVS_SOMETHING_ELSE", "1");
             let config = Config::load(Some(Path::new("device.toml"))).map_err(|e| e.to_string())?;
@@ -227,6 +235,7 @@ mod tests {
             assert_eq!(config.data_dir, PathBuf::from("/tmp/avs-env"), "the environment wins over the file");
             assert!(config.legacy_endpoint, "from the environment");
             assert!(Config::defaults().trim_code_pages && !config.trim_code_pages, "from the environment");
+            assert_eq!(config.worker_threads.get(), 2, "from the environment");
             assert_eq!(config.avs_base_url(), "https://localhost:8443", "the override wins over the region");
             assert_eq!(config.client_id, Config::defaults().client_id, "a default");
             assert_eq!(config.firmware_version, "1");
@@ -297,6 +306,9 @@ mod tests {
             jail.create_file("avs.toml", "regoin = \"EU\"\n")?;
             let err = Config::load(None).unwrap_err().to_string();
             assert!(err.contains("regoin"), "a misspelt key is named: {err}");
+            jail.create_file("avs.toml", "worker_threads = 0\n")?;
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("worker_threads") && err.contains("nonzero"), "{err}");
             jail.create_file("avs.toml", "")?;
             jail.set_env("AVS_LEGACY_ENDPOINT", "maybe");
             let err = Config::load(None).unwrap_err().to_string();

@@ -7,6 +7,7 @@ mod footprint;
 mod plot;
 mod sim;
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -80,6 +81,10 @@ pub struct BenchArgs {
     /// (to compare footprint and throughput with trimming on, the default).
     #[arg(long)]
     keep_code_pages: bool,
+    /// Worker threads of the device's async runtime (the device setting `worker_threads`); default: the
+    /// device's default. avs-sim keeps its own, one per core.
+    #[arg(long, value_name = "N")]
+    pub worker_threads: Option<NonZeroUsize>,
     /// How many OTA swaps --footprint measures (in the largest template).
     #[arg(long, default_value_t = 5)]
     swaps: usize,
@@ -109,7 +114,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let plugin_dir = args.plugin_dir.clone().unwrap_or_else(super::default_plugin_dir);
     if args.footprint {
-        return footprint::run(&plugin_dir, args.swaps, !args.keep_code_pages, args.json).await;
+        return footprint::run(&plugin_dir, args.swaps, !args.keep_code_pages, args.worker_threads, args.json).await;
     }
     let spec = load_spec(&args)?;
     let report = throughput(&args, &plugin_dir, spec).await?;
@@ -293,6 +298,7 @@ impl Outcomes {
 struct Report {
     spec: LoadSpec,
     template: String,
+    worker_threads: usize,
     warmup: u64,
     handled: u64,
     failed: u64,
@@ -360,6 +366,7 @@ async fn throughput(args: &BenchArgs, plugin_dir: &Path, mut spec: LoadSpec) -> 
     let stats = run.stats;
     Ok(Report {
         template: args.template.clone(),
+        worker_threads: tokio::runtime::Handle::current().metrics().num_workers(),
         warmup: run.warmup,
         handled: stats.recorded,
         failed: outcomes.failed.load(Ordering::Relaxed),
@@ -546,6 +553,7 @@ impl Report {
             "attachments": self.spec.attachments,
             "rate_per_sec": self.spec.rate,
             "template": self.template,
+            "runtime_worker_threads": self.worker_threads,
             "mode": MODE,
         })
     }
@@ -557,7 +565,7 @@ impl Report {
             "avs bench: {} directives ({}; {attachments}) at {rate}, template {}, after {} warm-up directives",
             self.spec.directives, self.spec.mix, self.template, self.warmup
         );
-        println!("mode: {MODE}");
+        println!("mode: {MODE}; the runtime's async runtime has {} worker threads", self.worker_threads);
         println!(
             "end to end        {:>10.0} directives/s  ({} handled, {} failed, {} dropped in {:.2} s)",
             self.directives_per_sec,

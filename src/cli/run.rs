@@ -17,11 +17,18 @@ pub struct RunArgs {
     template: Option<String>,
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(template) = args.template {
-        config.template = template;
+impl RunArgs {
+    /// The device's configuration: defaults < file < environment < these arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(template) = self.template {
+            config.template = template;
+        }
+        Ok(config)
     }
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
     let runtime = Runtime::start(config, RuntimeOptions::default()).await?;
     let mut events = runtime.observer().subscribe();
     let printer = tokio::spawn(async move {

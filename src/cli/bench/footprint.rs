@@ -7,6 +7,7 @@
 //! load generator sends and measures again: RSS in operation, with the code they run and the
 //! attachments, alerts and buffers they leave.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,7 +33,13 @@ pub struct Setup {
 }
 
 /// Measures every template, each in its own process; OTA swaps in the last (the largest) one.
-pub async fn run(plugin_dir: &Path, swaps: usize, trim_code_pages: bool, as_json: bool) -> anyhow::Result<()> {
+pub async fn run(
+    plugin_dir: &Path,
+    swaps: usize,
+    trim_code_pages: bool,
+    worker_threads: Option<NonZeroUsize>,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let temp = tempfile::tempdir().context("creating a temporary dir")?;
     let (key, _) = signature::write_key_pair(&temp.path().join("keys"), "plugin-signing")?;
     let signed = temp.path().join("signed-plugins");
@@ -54,6 +61,9 @@ pub async fn run(plugin_dir: &Path, swaps: usize, trim_code_pages: bool, as_json
             .env("RUST_LOG", "warn");
         if !trim_code_pages {
             command.arg("--keep-code-pages");
+        }
+        if let Some(threads) = worker_threads {
+            command.arg("--worker-threads").arg(threads.to_string());
         }
         let output = tokio::task::spawn_blocking(move || command.output()).await??;
         if !output.status.success() {
