@@ -152,8 +152,9 @@ pub(crate) type TakeOver = Result<(), (PluginFailure, Vec<SlotCall>)>;
 pub(crate) struct SlotSender {
     interface: Arc<str>,
     queue: Arc<CallQueue>,
-    /// Directives the plugin answered `Pending` and has not completed yet.
-    /// Inserted into and removed from for every directive: foldhash rather than SipHash.
+    /// Directives the plugin has been handed and has not finished: each is entered before its call and
+    /// leaves when the call returns, or, if it answered `Pending`, once the plugin completes it or the
+    /// host cancels it. Touched twice per directive, so hashed with foldhash rather than SipHash.
     pending: Arc<Mutex<HashSet<Substr, foldhash::fast::RandomState>>>,
 }
 
