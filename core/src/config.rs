@@ -80,10 +80,11 @@ pub struct Config {
     pub allow_unsigned_plugins: bool,
     /// `null`, or a directory receiving one file per played item.
     pub audio_sink: String,
-    /// Keep resident only the plugin code that runs (Linux): after a plugin library is loaded, its code
-    /// pages leave memory and come back one page at a time as they are used. `false` keeps the kernel's
-    /// read-ahead: a larger RSS (about the whole library per plugin and per OTA swap), and no storage
-    /// read the first time a page of plugin code runs.
+    /// Keep resident only the code that runs (Linux): after a plugin library is loaded, and after the
+    /// device connects or swaps a plugin (the executable's code), code pages leave memory and come back
+    /// one page at a time as they are used. `false` keeps the kernel's read-ahead: a larger RSS (about
+    /// the whole executable, and the whole library per plugin and per OTA swap), and no storage read
+    /// the first time a page of code runs.
     pub trim_code_pages: bool,
     /// Threads of the async runtime, which holds the connection (TLS, HTTP/2), the downchannel reader
     /// and routing; plugins run on threads of their own. One by default: measured on two cores, a second

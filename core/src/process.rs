@@ -1,8 +1,8 @@
 //! What the runtime reads about its own process from /proc: CPU time and resident memory — for the
 //! control socket's status, the OTA memory figures and `avs bench` — and the one thing it changes about
-//! its memory: which code pages stay resident ([`trim_code_pages_of`]).
+//! its memory: which code pages stay resident ([`trim_code_pages_of`], [`trim_executable_code`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Linux reports utime and stime in USER_HZ ticks, which is 100 on every architecture it runs on.
 const NS_PER_TICK: u64 = 10_000_000;
@@ -48,9 +48,11 @@ fn status_kib(field: &str) -> u64 {
 /// mappings for random access, so that a later fault reads the one page it needs. What is resident
 /// afterwards is what runs; the price is a read from storage the first time a page is used.
 ///
-/// It works only for pages in small folios ([`evict_file_pages`] before loading sees to that): a page
-/// of a large folio that is mapped again keeps the whole folio. That is also why the running
-/// executable is not trimmed: its threads fault its code back in while this runs.
+/// It works best on pages in small folios ([`evict_file_pages`] before loading sees to that): a page
+/// of a large folio that is mapped again keeps the whole folio in the cache, and the next fault maps
+/// all of it. So between dropping the mappings and evicting, as little code as possible runs; what the
+/// process's threads run in that moment stays resident in whole folios. That matters for the
+/// executable, which exec reads in folios as large as the device's read-ahead allows.
 ///
 /// Only read-only mappings without a copy-on-write page are dropped (their pages are the file's, so a
 /// fault brings back the same bytes); relocated data stays as it is. Returns the bytes dropped. Linux
@@ -67,6 +69,33 @@ pub(crate) fn trim_code_pages_of(file: &Path) -> std::io::Result<u64> {
     }
 }
 
+/// Leaves resident only the executable's code that runs from now on, and none of `parked` (libraries
+/// whose code runs no more: a version an OTA swap replaced). For when the runtime has just finished
+/// something it does once in a long while: starting and connecting, an OTA swap.
+///
+/// Starting runs code that steady operation never runs again: configuration, SQLite's schema, plugin
+/// loading and signature checks, compiling every schema, the TLS handshake and linking. The kernel
+/// read ahead the whole executable at exec, so all of it stayed mapped: about 9 MiB of the 10 MiB of
+/// code of a connected screen-device, of 22.6 MiB in all. Dropped once connected, what comes back is
+/// what runs (README, Performance). Trimming sooner would be undone: the code runs only after `main`
+/// starts, and read-ahead happens before it. A failed trim is logged and leaves the pages resident.
+pub(crate) async fn trim_executable_code(parked: Vec<PathBuf>) {
+    let trimmed = tokio::task::spawn_blocking(move || {
+        for library in &parked {
+            if let Err(e) = trim_code_pages_of(library) {
+                tracing::warn!("{}: its code pages stay resident: {e}", library.display());
+            }
+        }
+        trim_code_pages_of(&std::env::current_exe()?)
+    })
+    .await;
+    match trimmed {
+        Ok(Ok(bytes)) => tracing::debug!("{} KiB of the executable's code left memory until used", bytes / 1024),
+        Ok(Err(e)) => tracing::warn!("the executable's code pages stay resident: {e}"),
+        Err(e) => tracing::warn!("the executable's code pages stay resident: {e}"),
+    }
+}
+
 /// Writes back and drops `file`'s pages from the page cache, except those someone maps. For a library
 /// about to be loaded: a file written moments ago (an OTA artifact, a copy) sits in the cache in the
 /// large folios it was written in, and one page of such a folio mapped keeps all of it resident; read
@@ -75,13 +104,20 @@ pub(crate) fn evict_file_pages(file: &Path) -> std::io::Result<()> {
     let opened = std::fs::File::open(file)?;
     // Dirty pages cannot leave the page cache; written back, they can.
     let _ = opened.sync_data();
+    drop_cached_pages(&opened);
+    Ok(())
+}
+
+/// Drops `opened`'s clean pages from the page cache, except those someone maps.
+fn drop_cached_pages(opened: &std::fs::File) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
         // SAFETY: advice about a file descriptor we own; the page cache keeps pages someone maps.
         unsafe { libc::posix_fadvise(opened.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
     }
-    Ok(())
+    #[cfg(not(target_os = "linux"))]
+    let _ = opened;
 }
 
 #[cfg(target_os = "linux")]
@@ -132,24 +168,29 @@ mod linux {
     }
 
     pub(super) fn trim_code_pages(file: &Path) -> std::io::Result<u64> {
-        let meta = std::fs::metadata(file)?;
+        let opened = std::fs::File::open(file)?;
+        // Dirty pages cannot leave the page cache; written back, they can.
+        let _ = opened.sync_data();
+        let meta = opened.metadata()?;
         let device = format!("{:02x}:{:02x}", libc::major(meta.dev()), libc::minor(meta.dev()));
         let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+        let ours: Vec<Mapping> =
+            mappings(&smaps).into_iter().filter(|m| m.inode == meta.ino() && m.device == device).collect();
+        // From here to the eviction, as little code as possible runs: a page of a large folio that is
+        // mapped again in between keeps the whole folio in the cache, and a fault maps all of it.
         let mut dropped = 0;
-        for m in mappings(&smaps).iter().filter(|m| m.inode == meta.ino() && m.device == device) {
+        for m in &ours {
             let (start, len) = (m.start as *mut libc::c_void, m.end - m.start);
             // SAFETY: MADV_RANDOM only changes how later faults on this mapping of ours read ahead.
             unsafe { libc::madvise(start, len, libc::MADV_RANDOM) };
-            if !m.writable && m.anonymous_kib == 0 {
-                // SAFETY: a read-only mapping of the file with no copy-on-write page holds exactly the
-                // file's bytes; dropped, its pages fault back from the file unchanged. Writable and
-                // relocated mappings are never passed here.
-                if unsafe { libc::madvise(start, len, libc::MADV_DONTNEED) } == 0 {
-                    dropped += m.rss_kib * 1024;
-                }
+            // SAFETY: a read-only mapping of the file with no copy-on-write page holds exactly the
+            // file's bytes; dropped, its pages fault back from the file unchanged. Writable and
+            // relocated mappings are left alone.
+            if !m.writable && m.anonymous_kib == 0 && unsafe { libc::madvise(start, len, libc::MADV_DONTNEED) } == 0 {
+                dropped += m.rss_kib * 1024;
             }
         }
-        super::evict_file_pages(file)?;
+        super::drop_cached_pages(&opened);
         Ok(dropped)
     }
 }
@@ -208,6 +249,27 @@ Anonymous:             4 kB
         (dir, path, file)
     }
 
+    /// The first `len` bytes of `file` mapped privately with protection `prot`; the caller unmaps them.
+    #[cfg(target_os = "linux")]
+    fn map_private(file: &std::fs::File, len: usize, prot: libc::c_int) -> *mut libc::c_void {
+        // SAFETY: a new private mapping of a file the test owns, at an address the kernel picks.
+        let base = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_PRIVATE, std::os::fd::AsRawFd::as_raw_fd(file), 0)
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        base
+    }
+
+    /// Resident KiB of this process's mappings that `keep` selects.
+    #[cfg(target_os = "linux")]
+    fn resident_kib(keep: impl Fn(&linux::Mapping) -> bool) -> u64 {
+        linux::mappings(&std::fs::read_to_string("/proc/self/smaps").unwrap())
+            .iter()
+            .filter(|m| keep(m))
+            .map(|m| m.rss_kib)
+            .sum()
+    }
+
     /// A file mapped and read through is resident; trimmed, only the pages used again come back, and
     /// they read what the file holds.
     #[cfg(target_os = "linux")]
@@ -216,31 +278,13 @@ Anonymous:             4 kB
         const LEN: usize = 4 << 20;
         let bytes: Vec<u8> = (0..LEN).map(|i| (i * 7 % 251) as u8).collect();
         let (_dir, path, file) = file_on_disk(&bytes);
-        // SAFETY: a private read-only mapping of a file this test owns; unmapped below.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                LEN,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                0,
-            )
-        };
-        assert_ne!(base, libc::MAP_FAILED);
+        let base = map_private(&file, LEN, libc::PROT_READ);
         // SAFETY: the mapping is LEN bytes long and stays mapped while the slice lives.
         let mapped = unsafe { std::slice::from_raw_parts(base as *const u8, LEN) };
         let sum = |step: usize| (0..LEN).step_by(step).map(|i| mapped[i] as u64).sum::<u64>();
         let expected = |step: usize| (0..LEN).step_by(step).map(|i| bytes[i] as u64).sum::<u64>();
         assert_eq!(sum(4096), expected(4096));
-        let resident = |m: &linux::Mapping| m.start == base as usize;
-        let rss = || {
-            linux::mappings(&std::fs::read_to_string("/proc/self/smaps").unwrap())
-                .into_iter()
-                .find(resident)
-                .unwrap()
-                .rss_kib
-        };
+        let rss = || resident_kib(|m| m.start == base as usize);
         assert_eq!(rss(), (LEN / 1024) as u64);
 
         let dropped = trim_code_pages_of(&path).unwrap();
@@ -254,6 +298,34 @@ Anonymous:             4 kB
         unsafe { libc::munmap(base, LEN) };
     }
 
+    /// The executable's code that ran before (test harness, earlier tests) leaves memory, and so does
+    /// a parked library; what the threads of this process run afterwards comes back.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_executables_code_and_parked_libraries_leave_memory() {
+        use std::os::unix::fs::MetadataExt;
+        const LEN: usize = 1 << 20;
+        let (_dir, parked, file) = file_on_disk(&[7; LEN]);
+        let library = map_private(&file, LEN, libc::PROT_READ);
+        // SAFETY: the mapping is LEN bytes long; read a byte of each page to make it resident.
+        let touched: u64 = (0..LEN).step_by(4096).map(|i| unsafe { *(library as *const u8).add(i) } as u64).sum();
+        assert_eq!(touched, 7 * (LEN / 4096) as u64);
+        let library_kib = || resident_kib(|m| m.start == library as usize);
+        assert_eq!(library_kib(), (LEN / 1024) as u64);
+
+        let exe = std::fs::metadata(std::env::current_exe().unwrap()).unwrap();
+        let code_kib = || resident_kib(|m| m.inode == exe.ino() && !m.writable && m.anonymous_kib == 0);
+        let before = code_kib();
+        trim_executable_code(vec![parked]).await;
+        let after = code_kib();
+        assert_eq!(library_kib(), 0, "the parked library's pages left memory");
+        // Not all of it: a page of a large folio that runs again brings its whole folio back, and on
+        // a test binary read in large folios, that is a sizeable part.
+        assert!(after < before, "{after} KiB of the executable resident after the trim, {before} KiB before");
+        // SAFETY: the mapping made above, no longer read.
+        unsafe { libc::munmap(library, LEN) };
+    }
+
     /// Relocated data: written through a private mapping, then made read-only (as the loader does with
     /// RELRO). Its bytes are no longer the file's, and trimming must leave them.
     #[cfg(target_os = "linux")]
@@ -261,12 +333,7 @@ Anonymous:             4 kB
     fn copy_on_write_pages_survive_a_trim() {
         const LEN: usize = 64 << 10;
         let (_dir, path, file) = file_on_disk(&[0; LEN]);
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-        // SAFETY: a private mapping of a file this test owns; unmapped below.
-        let base = unsafe {
-            libc::mmap(std::ptr::null_mut(), LEN, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE, fd, 0)
-        };
-        assert_ne!(base, libc::MAP_FAILED);
+        let base = map_private(&file, LEN, libc::PROT_READ | libc::PROT_WRITE);
         // SAFETY: within the mapping; then read-only like RELRO after relocation.
         unsafe {
             *(base as *mut u8).add(100) = 42;

@@ -174,6 +174,7 @@ impl Runtime {
             outbox,
             retry: undelivered,
             connections: 0,
+            trim_code_pages: config.trim_code_pages,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let supervisor = Supervisor {

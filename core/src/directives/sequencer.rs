@@ -53,6 +53,7 @@ impl SequencerHandle {
                 detached: HashMap::new(),
                 unwoken: Vec::new(),
                 unwoken_directives: 0,
+                retired: Vec::with_capacity(MAX_RETIRED),
                 rollbacks: JoinSet::new(),
             })
         }))
@@ -123,7 +124,9 @@ impl DirectiveReply for Dispatched {
             return;
         }
         if let Some(sequencer) = self.sequencer.upgrade() {
-            sequencer.lock().unwrap_or_else(|e| e.into_inner()).handled(self, executed);
+            let mut sequencer = sequencer.lock().unwrap_or_else(|e| e.into_inner());
+            sequencer.handled(self.clone(), executed);
+            sequencer.retire(self);
         }
     }
 }
@@ -158,11 +161,17 @@ struct Sequencer {
     /// directives wait for that.
     unwoken: Vec<Arc<Slot>>,
     unwoken_directives: usize,
+    /// Handled directives, freed by the router's thread (see [`Sequencer::retire`]).
+    retired: Vec<Arc<Dispatched>>,
     rollbacks: JoinSet<()>,
 }
 
 /// At most this many directives the router queued wait for their plugins' threads to be woken.
 const WAKE_BATCH: usize = 16;
+
+/// Handled directives kept for the router's thread to free; beyond it, in a burst no router call
+/// follows, a plugin thread frees them itself.
+const MAX_RETIRED: usize = 4 * WAKE_BATCH;
 
 /// Whether a directive queued for a plugin wakes the plugin's thread at once.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -173,7 +182,17 @@ enum Wake {
 }
 
 impl Sequencer {
+    /// Keeps a handled directive for the router's thread to free. Its memory came from that thread's
+    /// allocator arena; freed on a plugin thread, every directive took the arena's lock while the router
+    /// allocated from it, and the two threads woke each other on that lock.
+    fn retire(&mut self, dispatched: Arc<Dispatched>) {
+        if self.retired.len() < MAX_RETIRED {
+            self.retired.push(dispatched);
+        }
+    }
+
     fn submit(&mut self, routed: Routed) {
+        self.retired.clear();
         match routed.directive.dialog_request_id() {
             None => self.dispatch(routed, false, Wake::Later),
             Some(dialog) if Some(dialog) == self.current_dialog.as_deref() => {

@@ -96,7 +96,7 @@ impl PluginHost {
     }
 
     /// Leaves resident only the code of each library that runs (`process::trim_code_pages_of`), from the
-    /// next library loaded on.
+    /// next library loaded on; and after each OTA swap, only the executable's code that runs.
     pub(crate) fn trimming_code_pages(mut self, trim: bool) -> Self {
         self.trim_code_pages = trim;
         self

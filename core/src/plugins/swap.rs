@@ -91,6 +91,11 @@ impl PluginHost {
                 );
             }
         }
+        if self.trim_code_pages {
+            // Verifying, loading and self-testing ran code that the next swap is the next to need; the
+            // replaced version's code runs again only on a rollback.
+            crate::process::trim_executable_code(vec![old.path.clone()]).await;
+        }
         let report = SwapReport {
             interface: interface.to_string(),
             from_version: old.manifest.version.clone(),

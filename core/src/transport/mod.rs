@@ -214,6 +214,9 @@ pub(crate) struct Transport {
     /// Events to send before any new one: those whose connection died under them.
     pub retry: VecDeque<OutgoingEvent>,
     pub connections: u64,
+    /// Once connected, the code that ran to start and connect leaves memory
+    /// (`process::trim_executable_code`).
+    pub trim_code_pages: bool,
 }
 
 impl Transport {
@@ -309,6 +312,9 @@ impl Transport {
             }
         }
         backoff.connected();
+        if self.trim_code_pages {
+            crate::process::trim_executable_code(Vec::new()).await;
+        }
         self.observer.emit(RuntimeEvent::Connected { connection: self.connections });
         tracing::info!(connection = self.connections, "connected to {}", self.endpoint.authority);
 

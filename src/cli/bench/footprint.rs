@@ -44,8 +44,13 @@ pub async fn run(
     let (key, _) = signature::write_key_pair(&temp.path().join("keys"), "plugin-signing")?;
     let signed = temp.path().join("signed-plugins");
     signature::copy_and_sign(plugin_dir, &signed, &key)?;
+    // The device runs from a copy of this executable that no other process maps, as on a device: pages
+    // of a file another process maps (this one, the sim) stay cached in the large folios exec read them
+    // into, and a page the device faults back after trimming its code maps its whole folio. Copied
+    // before any child is spawned, so no child inherits the file open for writing.
+    let exe = temp.path().join("avs-device");
+    std::fs::copy(std::env::current_exe()?, &exe).context("copying the executable for the device")?;
     let sim = SimProcess::start(&temp.path().join("sim")).await?;
-    let exe = std::env::current_exe()?;
     let mut measured = Vec::new();
     for (i, template) in TEMPLATES.iter().enumerate() {
         let swaps = if i + 1 == TEMPLATES.len() { swaps } else { 0 };
@@ -110,7 +115,8 @@ pub async fn run(
     Ok(())
 }
 
-const MODE: &str = "each template in a fresh device process; avs-sim in another process";
+const MODE: &str =
+    "each template in a fresh device process, from its own copy of the executable; avs-sim in another process";
 
 fn mib(bytes: &Value) -> f64 {
     bytes.as_u64().unwrap_or(0) as f64 / 1048576.0
