@@ -88,10 +88,11 @@ pub(crate) async fn trim_executable_code(parked: Vec<PathBuf>) {
         }
         trim_code_pages_of(&std::env::current_exe()?)
     })
-    .await;
+    .await
+    .map_err(std::io::Error::other)
+    .flatten();
     match trimmed {
-        Ok(Ok(bytes)) => tracing::debug!("{} KiB of the executable's code left memory until used", bytes / 1024),
-        Ok(Err(e)) => tracing::warn!("the executable's code pages stay resident: {e}"),
+        Ok(bytes) => tracing::debug!("{} KiB of the executable's code left memory until used", bytes / 1024),
         Err(e) => tracing::warn!("the executable's code pages stay resident: {e}"),
     }
 }
@@ -101,11 +102,15 @@ pub(crate) async fn trim_executable_code(parked: Vec<PathBuf>) {
 /// large folios it was written in, and one page of such a folio mapped keeps all of it resident; read
 /// back from storage, its pages come in small folios that [`trim_code_pages_of`] can drop one by one.
 pub(crate) fn evict_file_pages(file: &Path) -> std::io::Result<()> {
-    let opened = std::fs::File::open(file)?;
-    // Dirty pages cannot leave the page cache; written back, they can.
-    let _ = opened.sync_data();
-    drop_cached_pages(&opened);
+    drop_cached_pages(&open_written_back(file)?);
     Ok(())
+}
+
+/// `file` opened, its dirty pages written back: those cannot leave the page cache, written back they can.
+fn open_written_back(file: &Path) -> std::io::Result<std::fs::File> {
+    let opened = std::fs::File::open(file)?;
+    let _ = opened.sync_data();
+    Ok(opened)
 }
 
 /// Drops `opened`'s clean pages from the page cache, except those someone maps.
@@ -168,9 +173,7 @@ mod linux {
     }
 
     pub(super) fn trim_code_pages(file: &Path) -> std::io::Result<u64> {
-        let opened = std::fs::File::open(file)?;
-        // Dirty pages cannot leave the page cache; written back, they can.
-        let _ = opened.sync_data();
+        let opened = super::open_written_back(file)?;
         let meta = opened.metadata()?;
         let device = format!("{:02x}:{:02x}", libc::major(meta.dev()), libc::minor(meta.dev()));
         let smaps = std::fs::read_to_string("/proc/self/smaps")?;
