@@ -42,7 +42,22 @@ fn a_small_run_reports_consistent_figures_and_plots_them() {
         number(&report, "combined_ceiling_per_sec"),
     );
     assert!(dps > 0.0 && t > 0.0 && w > 0.0, "{report}");
-    assert!((c - 1.0 / (1.0 / t + 1.0 / w)).abs() <= c * 1e-9, "C = 1/(1/T + 1/W): {report}");
+    // The default mix causes events (VolumeChanged, SetAlertSucceeded): their round trips count in C.
+    let (e, events_per_directive) = (number(&report, "event_ceiling_per_sec"), number(&report, "events_per_directive"));
+    assert!(e > 0.0 && events_per_directive > 0.5, "{report}");
+    let sampled = report["event_ceiling_events"].as_u64().unwrap();
+    assert_eq!(
+        sampled,
+        report["events_queued"].as_u64().unwrap(),
+        "E sends every event of a small run again: {report}"
+    );
+    let directives_only = 1.0 / (1.0 / t + 1.0 / w);
+    assert!(
+        (number(&report, "directive_ceiling_per_sec") - directives_only).abs() <= directives_only * 1e-9,
+        "{report}"
+    );
+    let expected = 1.0 / (1.0 / t + 1.0 / w + events_per_directive / e);
+    assert!((c - expected).abs() <= c * 1e-9, "C = 1/(1/T + 1/W + e/E): {report}");
     assert!((number(&report, "ratio") - dps / c).abs() <= 1e-9 * (dps / c), "ratio = dps / C: {report}");
     let (p50, p99, p999) = (number(&report, "p50_us"), number(&report, "p99_us"), number(&report, "p999_us"));
     assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{report}");

@@ -76,10 +76,17 @@ impl Outbox {
         })
     }
 
-    /// AVS accepted the event.
-    pub fn delivered(&self, message_id: &str) -> Result<(), StorageError> {
+    /// AVS accepted these events: they leave in one transaction, one commit however many they are.
+    pub fn delivered<'a>(&self, message_ids: impl IntoIterator<Item = &'a str>) -> Result<(), StorageError> {
         self.storage.with_db(|db| {
-            db.prepare_cached("DELETE FROM outbox WHERE message_id = ?1")?.execute([message_id]).map(drop)
+            let transaction = db.unchecked_transaction()?;
+            {
+                let mut delete = transaction.prepare_cached("DELETE FROM outbox WHERE message_id = ?1")?;
+                for message_id in message_ids {
+                    delete.execute([message_id])?;
+                }
+            }
+            transaction.commit()
         })
     }
 
@@ -177,7 +184,9 @@ mod tests {
         assert_eq!(restored.dialog_request_id.as_deref(), Some("dialog-1"));
         assert!(restored.with_context && restored.must_deliver);
 
-        outbox.delivered(&first.message_id).unwrap();
+        let fourth = event("AlertStarted", r#"{"token":"c"}"#);
+        outbox.keep(&fourth).unwrap();
+        outbox.delivered([first.message_id.as_str(), fourth.message_id.as_str()]).unwrap();
         outbox.rejected(&second, 400, r#"{"payload":{"code":"INVALID_REQUEST_EXCEPTION"}}"#).unwrap();
         let ids: Vec<_> = outbox.pending().unwrap().into_iter().map(|e| e.message_id).collect();
         assert_eq!(ids, [third.message_id.as_str()]);

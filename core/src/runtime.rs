@@ -171,6 +171,7 @@ impl Runtime {
             plugins: plugins.clone(),
             observer: observer.clone(),
             events: event_queue,
+            receipts: transport::Receipts::new(outbox.clone(), observer.clone()),
             outbox,
             retry: undelivered,
             connections: 0,

@@ -28,7 +28,21 @@ pub(crate) async fn route(
     let query = request.uri().query().unwrap_or("").to_string();
     let method = request.method().as_str().to_string();
     match (method.as_str(), path.as_str()) {
-        ("GET", "/admin/events") => reply_json(respond, StatusCode::OK, &json!(shared.recorded().events)),
+        ("GET", "/admin/events") => {
+            // `?last=N`: only the N most recent, so that a long run's record need not travel whole.
+            let last = form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "last")
+                .map(|(_, v)| v.parse::<usize>().map_err(|e| format!("last={v}: {e}")))
+                .transpose();
+            match last {
+                Ok(last) => {
+                    let recorded = shared.recorded();
+                    let from = last.map_or(0, |n| recorded.events.len().saturating_sub(n));
+                    reply_json(respond, StatusCode::OK, &json!(recorded.events[from..]))
+                }
+                Err(e) => reply_json(respond, StatusCode::BAD_REQUEST, &json!({ "error": e })),
+            }
+        }
         ("GET", "/admin/capabilities") => reply_json(respond, StatusCode::OK, &json!(shared.recorded().capabilities)),
         ("GET", "/admin/violations") => reply_json(respond, StatusCode::OK, &json!(shared.recorded().violations)),
         ("GET", "/admin/deviations") => reply_json(respond, StatusCode::OK, &json!(shared.recorded().deviations)),

@@ -41,7 +41,7 @@ pub(crate) async fn put(
         let error = "expected envelopeVersion 20160207 and a list of AlexaInterface capabilities";
         return reply_json(respond, StatusCode::BAD_REQUEST, &json!({ "error": error }));
     }
-    shared.record(|r| r.capabilities.push(document));
+    shared.record(|r| r.publish_capabilities(document));
     reply(respond, StatusCode::NO_CONTENT, "", Bytes::new())
 }
 

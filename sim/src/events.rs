@@ -63,35 +63,35 @@ pub(crate) async fn receive(
         return faults::answer_event(shared, &json, fault, respond).await;
     }
 
-    let event = received(&json, body.audio_bytes, connection);
-    let label = format!("{}.{} ({})", event.namespace, event.name, event.message_id);
     let errors = shared.schemas.check_event(&json, &shared.declared_versions());
+    let event = received(json, body.audio_bytes, connection);
+    let label = format!("{}.{} ({})", event.namespace, event.name, event.message_id);
     if !errors.is_empty() {
         tracing::warn!("{label} violates its schema: {}", errors.join("; "));
     }
     let envelope_ok = !event.namespace.is_empty() && !event.name.is_empty() && !event.message_id.is_empty();
     let discovery = (event.namespace == "Alexa.Discovery" && event.name == "AddOrUpdateReport")
-        .then(|| capabilities::from_discovery(&json));
+        .then(|| capabilities::from_discovery(&event.json));
     let (is_recognize, dialog_request_id) =
         (event.namespace == "SpeechRecognizer" && event.name == "Recognize", event.dialog_request_id.clone());
     if is_recognize && event.audio_bytes == 0 {
         shared.deviation(format!("{label} without audio"));
     }
+    // Decided on the event before it moves into the record, sent after it is recorded.
+    let reaction = shared.scenario().map(|scenario| shared.with_cloud(|cloud| scenario.react(cloud, &event)));
     shared.record(|r| {
         r.violations.extend(errors.into_iter().map(|error| Violation { message: label.clone(), error }));
         if let Some(None) = &discovery {
             r.violations.push(Violation { message: label.clone(), error: "no endpoints[0].capabilities list".into() });
         }
         if let Some(Some(document)) = &discovery {
-            r.capabilities.push(document.clone());
+            r.publish_capabilities(document.clone());
         }
-        r.events.push(event.clone());
+        r.events.push(event);
     });
-    if let Some(scenario) = shared.scenario() {
-        for (namespace, name, payload) in shared.with_cloud(|cloud| scenario.react(cloud, &event)) {
-            let parts = directive_parts(&dialog::directive(namespace, name, None, payload), &[]);
-            shared.broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()));
-        }
+    for (namespace, name, payload) in reaction.into_iter().flatten() {
+        let parts = directive_parts(&dialog::directive(namespace, name, None, payload), &[]);
+        shared.broadcast_downchannel(|| DownchannelMessage::Data(parts.clone()));
     }
 
     if !envelope_ok {
@@ -106,7 +106,7 @@ pub(crate) async fn receive(
     }
 }
 
-fn received(json: &Value, audio_bytes: usize, connection: &Connection) -> ReceivedEvent {
+fn received(json: Value, audio_bytes: usize, connection: &Connection) -> ReceivedEvent {
     let header = &json["event"]["header"];
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     ReceivedEvent {
@@ -114,7 +114,7 @@ fn received(json: &Value, audio_bytes: usize, connection: &Connection) -> Receiv
         name: text(&header["name"]),
         message_id: text(&header["messageId"]),
         dialog_request_id: header["dialogRequestId"].as_str().map(str::to_string),
-        json: json.clone(),
+        json,
         audio_bytes,
         connection: connection.id,
         seq_on_connection: connection.events.fetch_add(1, Ordering::Relaxed),

@@ -3,13 +3,27 @@
 //! (or one the workspace has no schemas for), the highest version present.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use include_dir::{include_dir, Dir};
 use jsonschema::Validator;
 use serde_json::Value;
 
 static SCHEMAS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../schemas");
+
+/// Namespace → the version directories shipped for it, highest last: looked up for every event and
+/// context entry, and `Dir::get_dir` walks and compares paths.
+static VERSIONS: LazyLock<HashMap<&'static str, Vec<&'static str>>> = LazyLock::new(|| {
+    let name = |dir: &Dir<'static>| dir.path().file_name().and_then(|n| n.to_str());
+    SCHEMAS
+        .dirs()
+        .filter_map(|interface| {
+            let mut versions: Vec<&'static str> = interface.dirs().filter_map(name).collect();
+            versions.sort_by_key(|v| v.split('.').map(|n| n.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>());
+            Some((name(interface)?, versions))
+        })
+        .collect()
+});
 
 #[derive(Default)]
 pub(crate) struct Schemas {
@@ -20,6 +34,9 @@ pub(crate) struct Schemas {
 impl Schemas {
     fn validator(&self, path: &str) -> Option<Arc<Validator>> {
         let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(validator) = compiled.get(path) {
+            return validator.clone();
+        }
         compiled
             .entry(path.to_string())
             .or_insert_with(|| {
@@ -31,17 +48,15 @@ impl Schemas {
     }
 
     /// The version directory to check `namespace` against: the declared one, else the highest shipped.
-    fn version(&self, namespace: &str, declared: &HashMap<String, String>) -> Option<String> {
+    fn version<'a>(&self, namespace: &str, declared: &'a HashMap<String, String>) -> Option<&'a str> {
+        let shipped = VERSIONS.get(namespace)?;
         if let Some(version) = declared.get(namespace) {
-            if SCHEMAS.get_dir(format!("{namespace}/{version}")).is_some() {
-                return Some(version.clone());
+            if shipped.contains(&version.as_str()) {
+                return Some(version);
             }
             tracing::debug!("no schemas for {namespace} {version}: checking against the highest version present");
         }
-        let dir = SCHEMAS.get_dir(namespace)?;
-        dir.dirs()
-            .filter_map(|d| d.path().file_name()?.to_str().map(str::to_string))
-            .max_by_key(|v| v.split('.').map(|n| n.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>())
+        shipped.last().copied()
     }
 
     fn check(&self, path: &str, instance: &Value, what: &str, errors: &mut Vec<String>) -> bool {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -16,7 +16,11 @@ use crate::{lwa, schemas, ReceivedEvent, SimConfig, Violation};
 #[derive(Default)]
 pub(crate) struct Recorded {
     pub events: Vec<ReceivedEvent>,
+    /// Published with [`Recorded::publish_capabilities`], which keeps `declared` in step.
     pub capabilities: Vec<Value>,
+    /// Interface → version, from the last capability document: read for every event, so kept rather
+    /// than rebuilt from the document each time.
+    declared: Arc<HashMap<String, String>>,
     pub violations: Vec<Violation>,
     pub deviations: Vec<String>,
     pub refused_events: Vec<RefusedEvent>,
@@ -24,6 +28,18 @@ pub(crate) struct Recorded {
     pub connection_attempts: Vec<tokio::time::Instant>,
     /// How many of them were closed at once because the sim was offline.
     pub refused_connection_attempts: usize,
+}
+
+impl Recorded {
+    pub fn publish_capabilities(&mut self, document: Value) {
+        let interfaces = document["capabilities"].as_array().into_iter().flatten();
+        self.declared = Arc::new(
+            interfaces
+                .filter_map(|c| Some((c["interface"].as_str()?.to_string(), c["version"].as_str()?.to_string())))
+                .collect(),
+        );
+        self.capabilities.push(document);
+    }
 }
 
 pub(crate) enum DownchannelMessage {
@@ -124,14 +140,7 @@ impl Shared {
     }
 
     /// Interface → version, from the last capability document the device published.
-    pub(crate) fn declared_versions(&self) -> HashMap<String, String> {
-        let recorded = self.recorded();
-        let Some(capabilities) = recorded.capabilities.last().and_then(|doc| doc["capabilities"].as_array()) else {
-            return HashMap::new();
-        };
-        capabilities
-            .iter()
-            .filter_map(|c| Some((c["interface"].as_str()?.to_string(), c["version"].as_str()?.to_string())))
-            .collect()
+    pub(crate) fn declared_versions(&self) -> Arc<HashMap<String, String>> {
+        self.recorded().declared.clone()
     }
 }

@@ -117,6 +117,11 @@ async fn events_are_recorded_in_order_and_schema_violations_counted() {
     device.token.clear();
     let events = device.request("GET", "/admin/events", &[], Bytes::new()).await.json();
     assert_eq!(events.as_array().unwrap().len(), 4, "{events}");
+    let last = device.request("GET", "/admin/events?last=1", &[], Bytes::new()).await.json();
+    assert_eq!(last.as_array().unwrap().len(), 1, "{last}");
+    assert_eq!(last[0]["json"]["event"]["header"]["messageId"], "odd", "the most recent: {last}");
+    let bad_query = device.request("GET", "/admin/events?last=some", &[], Bytes::new()).await;
+    assert_eq!(bad_query.status, StatusCode::BAD_REQUEST);
     let violations = device.request("GET", "/admin/violations", &[], Bytes::new()).await.json();
     assert_eq!(violations.as_array().unwrap().len(), 2, "{violations}");
     sim.shutdown().await;

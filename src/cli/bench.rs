@@ -36,6 +36,8 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 const PLAYBACK_SPEED: f64 = 1000.0;
 /// How long the bench waits for the events a run caused to be sent.
 const EVENT_DRAIN: Duration = Duration::from_secs(120);
+/// At most this many of the run's events are sent again to measure the event ceiling.
+const EVENT_SAMPLE: u64 = 10_000;
 /// Broadcast capacity for the run's observer: failures and drops are counted from it.
 const OBSERVER_CAPACITY: usize = 1 << 16;
 
@@ -308,6 +310,8 @@ struct Report {
     directives_per_sec: f64,
     transport: ceilings::Transport,
     work: ceilings::Work,
+    /// Measured when the run caused events.
+    event_ceiling: Option<ceilings::EventCeiling>,
     p50_ns: u64,
     p99_ns: u64,
     p999_ns: u64,
@@ -357,6 +361,16 @@ async fn throughput(args: &BenchArgs, plugin_dir: &Path, mut spec: LoadSpec) -> 
     runtime.shutdown().await;
     counter.abort();
     let run = measured?;
+    // E is measured once the runtime is gone, on the events its run caused, so that nothing else
+    // competes for the cores.
+    let sample = run.events.queued.min(EVENT_SAMPLE) as usize;
+    let event_ceiling = if sample == 0 {
+        None
+    } else {
+        progress.set_prefix("event ceiling");
+        let events = admin.recent_events(sample).await?;
+        Some(ceilings::events(&sim.base_url, &sim.ca, token.expose(), &events).await?)
+    };
     let validators = validators?;
     let work_spec = spec.clone();
     let work = tokio::task::spawn_blocking(move || ceilings::work(&work_spec, &validators)).await??;
@@ -376,6 +390,7 @@ async fn throughput(args: &BenchArgs, plugin_dir: &Path, mut spec: LoadSpec) -> 
         directives_per_sec: spec.directives as f64 / run.elapsed.as_secs_f64(),
         transport,
         work,
+        event_ceiling,
         p50_ns: stats.p50_ns,
         p99_ns: stats.p99_ns,
         p999_ns: stats.p999_ns,
@@ -511,8 +526,20 @@ fn validators(runtime: &Runtime, spec: &LoadSpec) -> anyhow::Result<Validators> 
 }
 
 impl Report {
-    fn combined_ceiling(&self) -> f64 {
+    /// C without the events: what the directives alone cost the transport and the parse + validate.
+    fn directive_ceiling(&self) -> f64 {
         1.0 / (1.0 / self.transport.per_sec + 1.0 / self.work.per_sec)
+    }
+
+    fn events_per_directive(&self) -> f64 {
+        self.events.queued as f64 / self.spec.directives as f64
+    }
+
+    /// C = 1 / (1/T + 1/W + e/E): each directive costs its share of the transport and of the work, and
+    /// the e events it causes cost their sequential round trips.
+    fn combined_ceiling(&self) -> f64 {
+        let events = self.event_ceiling.as_ref().map_or(0.0, |e| self.events_per_directive() / e.per_sec);
+        1.0 / (1.0 / self.transport.per_sec + 1.0 / self.work.per_sec + events)
     }
 
     fn ratio(&self) -> f64 {
@@ -536,6 +563,10 @@ impl Report {
             "directives_per_sec": self.directives_per_sec,
             "transport_ceiling_per_sec": self.transport.per_sec,
             "work_ceiling_per_sec": self.work.per_sec,
+            "event_ceiling_per_sec": self.event_ceiling.as_ref().map(|e| e.per_sec),
+            "event_ceiling_events": self.event_ceiling.as_ref().map(|e| e.sent),
+            "events_per_directive": self.events_per_directive(),
+            "directive_ceiling_per_sec": self.directive_ceiling(),
             "combined_ceiling_per_sec": self.combined_ceiling(),
             "ratio": self.ratio(),
             "p50_us": us(self.p50_ns),
@@ -598,7 +629,23 @@ impl Report {
             "work ceiling      {:>10.0} directives/s  W: serde_json → Value + pre-compiled jsonschema validation, one core",
             self.work.per_sec
         );
-        println!("combined ceiling  {:>10.0} directives/s  C = 1 / (1/T + 1/W), one core", self.combined_ceiling());
+        match &self.event_ceiling {
+            Some(events) => {
+                println!(
+                    "event ceiling     {:>10.0} events/s      E: the run's last {} events sent again by a bare client, one at a time",
+                    events.per_sec, events.sent
+                );
+                println!(
+                    "combined ceiling  {:>10.0} directives/s  C = 1 / (1/T + 1/W + e/E), e = {:.3} events per directive",
+                    self.combined_ceiling(),
+                    self.events_per_directive()
+                );
+            }
+            None => println!(
+                "combined ceiling  {:>10.0} directives/s  C = 1 / (1/T + 1/W), one core (the run caused no event)",
+                self.combined_ceiling()
+            ),
+        }
         println!(
             "ratio             {:>10.3}              end to end ÷ C (above 1: the runtime used more than one core)",
             self.ratio()

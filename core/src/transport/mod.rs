@@ -8,6 +8,7 @@
 mod backoff;
 mod event_stream;
 pub mod http2;
+mod receipts;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::plugins::PluginHost;
 use crate::protocol;
 use event_stream::EventError;
 use http2::{Endpoint, Http2Error};
+pub(crate) use receipts::Receipts;
 
 /// Timing of the connection; the defaults are AVS's.
 #[derive(Debug, Clone)]
@@ -209,8 +211,10 @@ pub(crate) struct Transport {
     pub plugins: Arc<PluginHost>,
     pub observer: Observer,
     pub events: EventReceiver,
-    /// Must-deliver events leave it once AVS answered them.
+    /// Where events AVS refused for good are recorded.
     pub outbox: Outbox,
+    /// Must-deliver events leave the outbox once AVS answered them, and the observer hears of it.
+    pub receipts: Receipts,
     /// Events to send before any new one: those whose connection died under them.
     pub retry: VecDeque<OutgoingEvent>,
     pub connections: u64,
@@ -226,7 +230,9 @@ impl Transport {
         let mut backoff = Backoff::new(self.timing.reconnect.clone());
         loop {
             backoff.attempt();
-            let reason = match self.connection(&mut shutdown, &mut backoff).await {
+            let ended = self.connection(&mut shutdown, &mut backoff).await;
+            self.receipts.settle().await;
+            let reason = match ended {
                 Ended::Shutdown => break,
                 Ended::Unlinked => {
                     self.observer.emit(RuntimeEvent::Disconnected { reason: "the device is no longer linked".into() });
@@ -341,6 +347,7 @@ impl Transport {
                     return Ended::Shutdown;
                 }
                 _ = sleep_until_some(paused_until), if paused_until.is_some() => paused_until = None,
+                written = self.receipts.written() => self.receipts.done(written),
                 event = next_event(&mut self.retry, &mut self.events), if in_flight.is_none() && paused_until.is_none() => {
                     let Some(event) = event else { return Ended::Shutdown };
                     last_activity = Instant::now();
@@ -353,9 +360,8 @@ impl Transport {
                         if in_flight.as_ref().is_some_and(|e| e.message_id == event.message_id) {
                             in_flight = None;
                         }
-                        // The next event goes out before this one's bookkeeping (its outbox row deleted, the
-                        // observer told): one event at a time makes the round trip the pace of an
-                        // event-bound run, and the disk need not be part of it.
+                        // The next event goes out before this one's bookkeeping (`Receipts`): one event
+                        // at a time makes the round trip the pace of an event-bound run.
                         if result.is_ok() && in_flight.is_none() && paused_until.is_none() {
                             if let Some(event) = self.retry.pop_front().or_else(|| self.events.try_recv()) {
                                 last_activity = Instant::now();
@@ -394,7 +400,7 @@ impl Transport {
 
     /// Gives the event in flight a moment for its answer when the connection ends or the runtime stops:
     /// one AVS accepted but the device did not hear of would be sent twice. True if it was answered.
-    async fn await_answer(&self, tasks: &mut JoinSet<ConnectionTask>, message_id: &str) -> bool {
+    async fn await_answer(&mut self, tasks: &mut JoinSet<ConnectionTask>, message_id: &str) -> bool {
         let answered = async {
             while let Some(done) = tasks.join_next().await {
                 if let Ok(ConnectionTask::Event(event, result)) = done {
@@ -495,20 +501,8 @@ impl Transport {
         }
     }
 
-    fn sent(&self, event: &OutgoingEvent, status: u16) {
-        tracing::debug!(event = ?event, status, "event sent");
-        if event.must_deliver {
-            if let Err(e) = self.outbox.delivered(&event.message_id) {
-                // It would be sent again after a restart: a duplicate, never a loss.
-                tracing::error!(event = ?event, "delivered, but still in the outbox: {e}");
-            }
-        }
-        self.observer.emit(RuntimeEvent::EventSent {
-            namespace: event.namespace.clone(),
-            name: event.name.clone(),
-            message_id: event.message_id.clone(),
-            status,
-        });
+    fn sent(&mut self, event: &OutgoingEvent, status: u16) {
+        self.receipts.answered(event, status);
     }
 
     async fn event_failed(&mut self, event: OutgoingEvent, error: EventError) -> AfterTask {

@@ -67,6 +67,9 @@ impl Drop for SimProcess {
 }
 
 /// An HTTP/2 connection to the sim's admin surface.
+/// The largest admin answer read: the events sampled for the event ceiling, a few hundred bytes each.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+
 pub struct Admin {
     endpoint: Endpoint,
     send: SendRequest<Bytes>,
@@ -90,16 +93,31 @@ impl Admin {
         answer["downchannels"].as_u64().with_context(|| format!("the sim answered {answer}"))
     }
 
+    /// The metadata of the last `n` events the sim accepted (audio, if any, is not recorded).
+    pub async fn recent_events(&self, n: usize) -> anyhow::Result<Vec<Value>> {
+        let answer = self.request(http::Method::GET, &format!("/admin/events?last={n}"), None).await?;
+        let events = answer.as_array().with_context(|| format!("the sim answered {answer}"))?;
+        Ok(events.iter().map(|event| event["json"].clone()).collect())
+    }
+
     async fn post(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
-        let request = http::Request::post(self.endpoint.uri(path))
+        self.request(http::Method::POST, path, Some(body)).await
+    }
+
+    async fn request(&self, method: http::Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<Value> {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(self.endpoint.uri(path))
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(())?;
         let mut ready = self.send.clone().ready().await?;
-        let (response, mut stream) = ready.send_request(request, false)?;
-        http2::send_all(&mut stream, Bytes::from(body), true).await?;
+        let (response, mut stream) = ready.send_request(request, body.is_none())?;
+        if let Some(body) = body {
+            http2::send_all(&mut stream, Bytes::from(body), true).await?;
+        }
         let response = response.await?;
         let status = response.status();
-        let body = http2::read_to_end(&mut response.into_body(), 1 << 20).await?;
+        let body = http2::read_to_end(&mut response.into_body(), MAX_ANSWER_BYTES).await?;
         let answer: Value = serde_json::from_slice(&body).with_context(|| format!("{path} answered {status}"))?;
         if !status.is_success() {
             bail!("{path}: {status}: {answer}");
