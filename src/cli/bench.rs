@@ -1,6 +1,7 @@
-//! `avs bench`: directive throughput of the device runtime against avs-sim, next to the two ceilings
-//! measured in the same run on the same directives — what the transport alone and what parse + validate
-//! alone can do on this machine — and `--footprint`, the device's memory per template and per OTA swap.
+//! `avs bench`: directive throughput of the device runtime against avs-sim, next to the ceilings
+//! measured in the same run on the same directives — what the transport alone, parse + validate alone
+//! and (for the events the directives cause) a bare client sending them in order can do on this
+//! machine — and `--footprint`, the device's memory per template and per OTA swap.
 
 mod ceilings;
 mod footprint;

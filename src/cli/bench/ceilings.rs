@@ -1,10 +1,13 @@
-//! The two ceilings a run is judged against, measured on the same directives as the run itself.
+//! The ceilings a run is judged against, measured on the same directives as the run itself.
 //!
 //! - Transport ceiling T: a bare client reads the run over the same TLS + HTTP/2 downchannel and only
 //!   splits it into parts (no parse, no dispatch).
 //! - Work ceiling W: each JSON part `serde_json::from_slice::<Value>`, then jsonschema's `is_valid` with
 //!   the plugin's directive schema pre-compiled for `Value`, in a tight loop on one core: no runtime, no
 //!   I/O. (The runtime validates its own borrowing parse of the payload instead, `schema::Document`.)
+//! - Event ceiling E: the events the run caused, sent again one at a time on a connection of its own,
+//!   each after the previous one's answer: the order AVS needs costs a round trip per event, work the
+//!   runtime cannot avoid and T and W do not count. C = 1 / (1/T + 1/W + e/E), e events per directive.
 
 use std::collections::HashMap;
 use std::path::Path;
