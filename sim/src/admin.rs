@@ -30,9 +30,8 @@ pub(crate) async fn route(
     match (method.as_str(), path.as_str()) {
         ("GET", "/admin/events") => {
             // `?last=N`: only the N most recent, so that a long run's record need not travel whole.
-            let last = form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == "last")
-                .map(|(_, v)| v.parse::<usize>().map_err(|e| format!("last={v}: {e}")))
+            let last = query_param(&query, "last")
+                .map(|v| v.parse::<usize>().map_err(|e| format!("last={v}: {e}")))
                 .transpose();
             match last {
                 Ok(last) => {
@@ -94,7 +93,7 @@ pub(crate) async fn route(
             }
         }
         ("POST", "/admin/scenario") => {
-            let name = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "name").map(|(_, v)| v.into_owned());
+            let name = query_param(&query, "name");
             let scenario = name.as_deref().filter(|n| !n.is_empty()).map(|n| Scenario::named(n).ok_or(n));
             match scenario.transpose() {
                 Ok(scenario) => {
@@ -107,12 +106,16 @@ pub(crate) async fn route(
             }
         }
         ("POST", "/admin/approve") => {
-            let user_code =
-                form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "user_code").map(|(_, v)| v.into_owned());
+            let user_code = query_param(&query, "user_code");
             let approved = user_code.is_some_and(|code| shared.lwa().approve(&code));
             let status = if approved { StatusCode::OK } else { StatusCode::NOT_FOUND };
             reply_json(respond, status, &json!({ "approved": approved }))
         }
         _ => reply_json(respond, StatusCode::NOT_FOUND, &json!({"error": format!("no admin route {method} {path}")})),
     }
+}
+
+/// The first value of `name` in a URL query string, decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }

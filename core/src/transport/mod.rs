@@ -309,7 +309,7 @@ impl Transport {
         )
         .await;
         match synced {
-            Ok(status) => self.sent(&sync, status),
+            Ok(status) => self.receipts.answered(&sync, status),
             Err(e) => {
                 if e.status() == Some(403) {
                     self.refresh_after_403().await;
@@ -405,7 +405,7 @@ impl Transport {
             while let Some(done) = tasks.join_next().await {
                 if let Ok(ConnectionTask::Event(event, result)) = done {
                     if let Ok(status) = &result {
-                        self.sent(&event, *status);
+                        self.receipts.answered(&event, *status);
                     }
                     if event.message_id == message_id {
                         return result.is_ok();
@@ -494,15 +494,11 @@ impl Transport {
             ConnectionTask::Downchannel(Err(e)) => AfterTask::End(format!("downchannel: {e}")),
             ConnectionTask::Keepalive(reason) => AfterTask::End(reason),
             ConnectionTask::Event(event, Ok(status)) => {
-                self.sent(&event, status);
+                self.receipts.answered(&event, status);
                 AfterTask::Continue
             }
             ConnectionTask::Event(event, Err(error)) => self.event_failed(*event, error).await,
         }
-    }
-
-    fn sent(&mut self, event: &OutgoingEvent, status: u16) {
-        self.receipts.answered(event, status);
     }
 
     async fn event_failed(&mut self, event: OutgoingEvent, error: EventError) -> AfterTask {
@@ -537,7 +533,7 @@ impl Transport {
                 // AVS accepted the event (200) and then sent an answer that breaks a limit or the format:
                 // the event is delivered, the rest of its answer is lost.
                 tracing::error!(event = ?event, "the answer to the event was refused: {e}");
-                self.sent(&event, 200);
+                self.receipts.answered(&event, 200);
                 AfterTask::Continue
             }
             EventError::Connection(_) | EventError::Timeout(_) => {
