@@ -69,7 +69,11 @@ pub(crate) async fn send(
             bytes::BytesMut::from(&writer.form_data_part("metadata", "application/json; charset=UTF-8", &metadata)[..]);
         if capture.is_none() {
             head.extend_from_slice(&writer.close());
-            return http2::send_all(&mut body, head.freeze(), true).await.map_err(EventError::from);
+            // Handed to h2 whole, without waiting for flow-control capacity: the body is already in
+            // memory, and queued before the connection's task runs, the HEADERS and DATA frames leave in
+            // one write. Waiting for capacity (granted only once the HEADERS are out) cost a second
+            // write and a second wake-up of the server per event.
+            return body.send_data(head.freeze(), true).map_err(|e| EventError::from(Http2Error::from(e)));
         }
         head.extend_from_slice(&writer.form_data_part_head("audio", "application/octet-stream"));
         http2::send_all(&mut body, head.freeze(), false).await?;

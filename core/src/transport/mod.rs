@@ -336,6 +336,9 @@ impl Transport {
         let mut throttle = Backoff::new(self.timing.reconnect.clone());
         let mut paused_until: Option<Instant> = None;
         let reason = loop {
+            if in_flight.is_none() {
+                self.receipts.write();
+            }
             let ping_due = last_activity + self.timing.ping_after_idle;
             tokio::select! {
                 _ = crate::tasks::raised(shutdown) => {
