@@ -33,10 +33,13 @@ impl Outbox {
     pub fn open(storage: Storage) -> Result<Outbox, StorageError> {
         // WAL with synchronous=NORMAL (set by Storage): a committed row survives the process being killed;
         // only a power cut can take the last transactions back.
+        // `seq` is the rowid, without AUTOINCREMENT: a new row's rowid is above every row present,
+        // which is all the order needs, and AUTOINCREMENT's sqlite_sequence row made each kept event
+        // write three WAL pages instead of two. (Tables created with it work the same.)
         storage.with_db(|db| {
             db.execute_batch(
                 "CREATE TABLE IF NOT EXISTS outbox (
-                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                     seq INTEGER PRIMARY KEY,
                      message_id TEXT NOT NULL UNIQUE,
                      namespace TEXT NOT NULL,
                      name TEXT NOT NULL,
