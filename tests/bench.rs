@@ -51,6 +51,15 @@ fn a_small_run_reports_consistent_figures_and_plots_them() {
         report["events_queued"].as_u64().unwrap(),
         "E sends every event of a small run again: {report}"
     );
+    let passes: Vec<f64> = report["event_ceiling_passes_per_sec"]
+        .as_array()
+        .unwrap_or_else(|| panic!("E's passes missing: {report}"))
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .collect();
+    assert!(passes.len() > 1 && passes.iter().all(|p| *p > 0.0), "{report}");
+    assert_eq!(passes.iter().copied().fold(0.0, f64::max), e, "E is the fastest pass: {report}");
+    assert_eq!(report["cores_kept_awake"], true, "a full-speed run keeps the cores awake: {report}");
     let directives_only = 1.0 / (1.0 / t + 1.0 / w);
     assert!(
         (number(&report, "directive_ceiling_per_sec") - directives_only).abs() <= directives_only * 1e-9,
@@ -69,6 +78,14 @@ fn a_small_run_reports_consistent_figures_and_plots_them() {
 
     let svg = std::fs::read_to_string(&plot).expect("--plot wrote the file");
     assert!(svg.starts_with("<svg") && svg.contains("directives/s") && svg.contains("<polyline"), "{svg:.300}");
+}
+
+#[test]
+fn a_paced_run_is_measured_on_cores_left_to_go_idle() {
+    let report = avs_bench(&["--directives", "500", "--rate", "1000"]);
+    assert_eq!(report["handled"], 500, "{report}");
+    assert_eq!(report["rate_per_sec"], 1000.0, "{report}");
+    assert_eq!(report["cores_kept_awake"], false, "spinning threads would delay the wake-ups it times: {report}");
 }
 
 #[test]
