@@ -18,7 +18,8 @@
 //! calling `sched_yield` instead of spinning: 309k, and E fell to 13k). A paced run (`--rate`), judged
 //! on latency, runs without them: a woken thread does not always take the core from a nice-19 one at
 //! once, and at 9,000 directives/s on the default mix p99 was 3.7–4.5 ms with them and 0.63 ms
-//! without. `SCHED_IDLE` threads did worse on both counts (E 10–12k events/s; p99 6.8 ms).
+//! without. `SCHED_IDLE` threads did worse on both counts (E 10–12k events/s in two runs of three;
+//! p99 6.8 ms).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
