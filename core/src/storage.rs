@@ -140,7 +140,8 @@ impl Checkpointer {
         if !mode.eq_ignore_ascii_case("wal") {
             return Ok(None);
         }
-        let own = Connection::open(path)?;
+        let own =
+            Connection::open(path).map_err(|source| StorageError::Open { path: path.display().to_string(), source })?;
         // At most one wake-up waits: commits while a checkpoint runs need no second one.
         let (wake, woken) = sync_channel(1);
         let done = Arc::new((Mutex::new(0), Condvar::new()));

@@ -161,6 +161,15 @@ mod tests {
         event
     }
 
+    /// Receipts over an outbox in a fresh data dir (kept while the test runs), and what they report.
+    fn receipts() -> (tempfile::TempDir, Outbox, Receipts, tokio::sync::broadcast::Receiver<RuntimeEvent>) {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(Storage::open(&dir.path().join("avs.db")).unwrap()).unwrap();
+        let observer = Observer::with_capacity(16);
+        let reported = observer.subscribe();
+        (dir, outbox.clone(), Receipts::new(outbox, observer), reported)
+    }
+
     fn pending(outbox: &Outbox) -> Vec<String> {
         outbox.pending().unwrap().into_iter().map(|e| e.name).collect()
     }
@@ -182,11 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn answered_events_leave_the_outbox_and_are_reported_in_the_order_answered() {
-        let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::open(Storage::open(&dir.path().join("avs.db")).unwrap()).unwrap();
-        let observer = Observer::with_capacity(16);
-        let mut reported = observer.subscribe();
-        let mut receipts = Receipts::new(outbox.clone(), observer);
+        let (_dir, outbox, mut receipts, mut reported) = receipts();
         let events = [event("VolumeChanged", true), event("SpeechStarted", false), event("MuteChanged", true)];
         for e in events.iter().filter(|e| e.must_deliver) {
             outbox.keep(e).unwrap();
@@ -213,11 +218,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_batch_is_written_when_due_while_events_stay_in_flight() {
-        let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::open(Storage::open(&dir.path().join("avs.db")).unwrap()).unwrap();
-        let observer = Observer::with_capacity(16);
-        let mut reported = observer.subscribe();
-        let mut receipts = Receipts::new(outbox.clone(), observer);
+        let (_dir, outbox, mut receipts, mut reported) = receipts();
         let (first, second) = (event("VolumeChanged", true), event("MuteChanged", true));
         outbox.keep(&first).unwrap();
         outbox.keep(&second).unwrap();

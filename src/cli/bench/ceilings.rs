@@ -152,20 +152,17 @@ pub async fn events(base_url: &str, ca: &Path, token: &str, events: &[Value]) ->
         }
         anyhow::Ok(events.len() as f64 / started.elapsed().as_secs_f64())
     };
-    let mut passes = Vec::with_capacity(EVENT_PASSES);
-    let mut result = Ok(());
-    for _ in 0..EVENT_PASSES {
-        // `Bytes` clones share the bodies: nothing is built while a pass is timed.
-        match pass(bodies.clone()).await {
-            Ok(per_sec) => passes.push(per_sec),
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
+    let passes = async {
+        let mut passes = Vec::with_capacity(EVENT_PASSES);
+        for _ in 0..EVENT_PASSES {
+            // `Bytes` clones share the bodies: nothing is built while a pass is timed.
+            passes.push(pass(bodies.clone()).await?);
         }
+        anyhow::Ok(passes)
     }
+    .await;
     driver.abort();
-    result?;
+    let passes = passes?;
     let per_sec = passes.iter().copied().fold(0.0, f64::max);
     Ok(EventCeiling { per_sec, passes, sent: events.len() as u64 })
 }
