@@ -5,6 +5,7 @@
 
 mod awake;
 mod ceilings;
+mod cores;
 mod footprint;
 mod plot;
 mod sim;
@@ -385,7 +386,7 @@ async fn throughput(args: &BenchArgs, plugin_dir: &Path, mut spec: LoadSpec) -> 
         // The run wrote ~10 KB to SQLite per directive; the kernel writing it back would compete with E.
         // SAFETY: sync(2) takes no arguments and cannot fail.
         tokio::task::spawn_blocking(|| unsafe { libc::sync() }).await?;
-        Some(ceilings::events(&sim.base_url, &sim.ca, token.expose(), &events).await?)
+        Some(ceilings::events(&sim.base_url, &sim.ca, token.expose(), events, sim.pid()).await?)
     };
     let validators = validators?;
     let work_spec = spec.clone();
@@ -595,6 +596,7 @@ impl Report {
             "event_ceiling_per_sec": self.event_ceiling.as_ref().map(|e| e.per_sec),
             "event_ceiling_events": self.event_ceiling.as_ref().map(|e| e.sent),
             "event_ceiling_passes_per_sec": self.event_ceiling.as_ref().map(|e| &e.passes),
+            "event_ceiling_cores": self.event_ceiling.as_ref().and_then(|e| e.apart).map(|(client, sim)| json!({"client": client, "sim": sim})),
             "events_per_directive": self.events_per_directive(),
             "directive_ceiling_per_sec": self.directive_ceiling(),
             "combined_ceiling_per_sec": self.combined_ceiling(),
@@ -671,9 +673,13 @@ impl Report {
         match &self.event_ceiling {
             Some(events) => {
                 println!(
-                    "event ceiling     {:>10.0} events/s      E: the run's last {} events sent again by a bare client, one at a time; the best of {} passes ({})",
+                    "event ceiling     {:>10.0} events/s      E: the run's last {} events sent again by a bare client, one at a time, {}; the best of {} passes ({})",
                     events.per_sec,
                     events.sent,
+                    match events.apart {
+                        Some((client, sim)) => format!("the client on core {client} and the sim on core {sim}"),
+                        None => "the client and the sim where the scheduler put them".into(),
+                    },
                     events.passes.len(),
                     events.passes.iter().map(|p| format!("{p:.0}")).collect::<Vec<_>>().join(", ")
                 );

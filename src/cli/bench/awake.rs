@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 use avs_core::process;
 
+use super::cores;
+
 pub struct KeepCoresAwake {
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -38,21 +40,16 @@ impl KeepCoresAwake {
     pub fn start() -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (spinning, tids) = mpsc::channel();
-        let threads = allowed_cores()
+        let threads = cores::allowed()
             .into_iter()
             .map(|core| {
                 let (stop, spinning) = (stop.clone(), spinning.clone());
                 std::thread::spawn(move || {
                     // Pinned: at nice 19 the threads weigh so little that the scheduler may put two on
                     // one core and let the other go idle (runs then came out as slow as without them).
-                    // SAFETY: reads and sets this thread's own id, CPU affinity and nice value; the set
-                    // is a plain bitmap initialised here.
+                    // SAFETY: reads this thread's own id and sets its own nice value.
                     let tid = unsafe { libc::gettid() };
-                    let pinned = unsafe {
-                        let mut set: libc::cpu_set_t = std::mem::zeroed();
-                        libc::CPU_SET(core, &mut set);
-                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-                    };
+                    let pinned = cores::pin_this_thread(core).is_ok();
                     if !pinned || unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) } != 0 {
                         return; // never compete with the measured threads at normal priority
                     }
@@ -73,18 +70,6 @@ impl KeepCoresAwake {
     /// CPU time the spinning threads have taken so far, in the unit of [`process::cpu_ns`].
     pub fn cpu_ns(&self) -> u64 {
         self.tids.iter().map(|tid| process::thread_cpu_ns(*tid)).sum()
-    }
-}
-
-/// The cores this process may run on.
-fn allowed_cores() -> Vec<usize> {
-    // SAFETY: sched_getaffinity fills the zeroed bitmap, of the size given, for this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
-        }
-        (0..libc::CPU_SETSIZE as usize).filter(|core| libc::CPU_ISSET(*core, &set)).collect()
     }
 }
 

@@ -57,6 +57,10 @@ impl SimProcess {
         };
         Ok(SimProcess { base_url: base_url.to_string(), ca: PathBuf::from(ca), child, _stdout: stdout })
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for SimProcess {

@@ -1,0 +1,96 @@
+//! Which cores the bench's threads run on (Linux CPU affinity).
+//!
+//! The event ceiling E is a ping-pong between a bare client and the sim, and on this project's 2-core
+//! VM its pace depended on where the scheduler happened to put the two, which then stays put for a
+//! whole run: most runs measured 14–17k events/s, some 10k, and a few had passes of 25.7k–49.8k, when
+//! the client and the sim shared a core and each step was a switch on that core rather than a wake-up
+//! across cores. A ceiling that is a lottery cannot judge a run, so E's client and the sim are put on
+//! cores of their own ([`Apart`]): 16.0k–17.3k in each of 36 runs. That is also the real device's
+//! case: its round trip to AVS crosses a network, never a switch on one core.
+
+use std::io;
+
+/// The cores this process may run on.
+pub fn allowed() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills the zeroed bitmap, of the size given, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|core| libc::CPU_ISSET(*core, &set)).collect()
+    }
+}
+
+/// Pins a thread (`0`: the calling one) to `cores`.
+fn pin(tid: libc::pid_t, cores: &[usize]) -> io::Result<()> {
+    // SAFETY: the set is a plain bitmap initialised here; sched_setaffinity only reads it.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for core in cores {
+            libc::CPU_SET(*core, &mut set);
+        }
+        set
+    };
+    // SAFETY: as above; an unknown tid is an error return, not undefined behaviour.
+    match unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Pins the calling thread to `core`.
+pub fn pin_this_thread(core: usize) -> io::Result<()> {
+    pin(0, &[core])
+}
+
+/// Pins every thread of process `pid` to `cores`; threads it starts later inherit it from their starter.
+fn pin_process(pid: u32, cores: &[usize]) -> io::Result<()> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Some(tid) = task?.file_name().to_str().and_then(|tid| tid.parse().ok()) else { continue };
+        match pin(tid, cores) {
+            // A thread that ended since the listing.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            result => result?,
+        }
+    }
+    Ok(())
+}
+
+/// A client thread and the sim on cores of their own, while this lives; the sim may use every core
+/// again once it is dropped.
+pub struct Apart {
+    sim: u32,
+    /// Where the client thread goes.
+    pub client_core: usize,
+    pub sim_core: usize,
+    all: Vec<usize>,
+}
+
+impl Apart {
+    /// `None` with a single core, or if the sim's threads cannot be pinned (then nothing was changed
+    /// that matters: a pinned thread keeps running, just on its core).
+    pub fn sim_and_client(sim: u32) -> Option<Apart> {
+        let all = allowed();
+        let (&sim_core, &client_core) = (all.first()?, all.last()?);
+        if sim_core == client_core {
+            return None;
+        }
+        let apart = Apart { sim, client_core, sim_core, all };
+        match pin_process(sim, &[sim_core]) {
+            Ok(()) => Some(apart),
+            Err(e) => {
+                tracing::warn!("the event ceiling runs without pinning the sim to a core: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Apart {
+    fn drop(&mut self) {
+        if let Err(e) = pin_process(self.sim, &self.all) {
+            tracing::warn!("the sim stays on core {}: {e}", self.sim_core);
+        }
+    }
+}
