@@ -103,8 +103,8 @@ async fn connect(base_url: &str, ca: &Path) -> anyhow::Result<(Endpoint, SendReq
 }
 
 /// How many times the event ceiling sends the sample: E is the fastest pass. A pass lasts well under a
-/// second, and on this project's VM single passes ranged from 10k to 16k events/s within minutes; the
-/// best pass is the one least held up by the rest of the machine, which a ceiling must not count.
+/// second; on this project's VM the passes of a run agree within 8 %, and the best is the one least held
+/// up by the rest of the machine, which a ceiling must not count.
 const EVENT_PASSES: usize = 3;
 
 pub struct EventCeiling {
