@@ -5,7 +5,7 @@
 //! whole run: most runs measured 14–17k events/s, some 10k, and a few had passes of 25.7k–49.8k, when
 //! the client and the sim shared a core and each step was a switch on that core rather than a wake-up
 //! across cores. A ceiling that is a lottery cannot judge a run, so E's client and the sim are put on
-//! cores of their own ([`Apart`]): 16.0k–17.3k in each of 36 runs. That is also the real device's
+//! cores of their own ([`Apart`]): 15.6k–17.5k in each of 50 runs. That is also the real device's
 //! case: its round trip to AVS crosses a network, never a switch on one core.
 
 use std::io;
