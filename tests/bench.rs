@@ -60,11 +60,13 @@ fn a_small_run_reports_consistent_figures_and_plots_them() {
     assert!(passes.len() > 1 && passes.iter().all(|p| *p > 0.0), "{report}");
     assert_eq!(passes.iter().copied().fold(0.0, f64::max), e, "E is the fastest pass: {report}");
     let apart = &report["event_ceiling_cores"];
+    let plugin_cpus = report["plugin_cpus"].as_array().unwrap_or_else(|| panic!("plugin_cpus missing: {report}"));
     if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        assert_eq!(plugin_cpus.len(), 1, "the plugins on one core of their own: {report}");
         let (client, sim) = (apart["client"].as_u64(), apart["sim"].as_u64());
         assert!(client.is_some() && client != sim, "E's client and the sim on cores of their own: {report}");
     } else {
-        assert!(apart.is_null(), "one core cannot keep them apart: {report}");
+        assert!(apart.is_null() && plugin_cpus.is_empty(), "one core cannot keep them apart: {report}");
     }
     assert_eq!(report["cores_kept_awake"], true, "a full-speed run keeps the cores awake: {report}");
     let directives_only = 1.0 / (1.0 / t + 1.0 / w);

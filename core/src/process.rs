@@ -117,6 +117,44 @@ pub(crate) fn evict_file_pages(file: &Path) -> std::io::Result<()> {
 }
 
 /// `file` opened, its dirty pages written back: those cannot leave the page cache, written back they can.
+/// The CPUs this process may run on (Linux; elsewhere every CPU).
+pub fn allowed_cpus() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sched_getaffinity fills the zeroed bitmap, of the size given, for the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            return (0..libc::CPU_SETSIZE as usize).filter(|cpu| libc::CPU_ISSET(*cpu, &set)).collect();
+        }
+    }
+    (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+}
+
+/// Pins thread `tid` (`0`: the calling thread) to `cpus`. Linux only; elsewhere an `Unsupported` error.
+pub fn pin_thread(tid: i32, cpus: &[usize]) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: the set is a plain bitmap initialised here, which sched_setaffinity only reads; an
+        // unknown tid or a CPU out of range is an error return.
+        let set = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for cpu in cpus.iter().filter(|cpu| **cpu < libc::CPU_SETSIZE as usize) {
+                libc::CPU_SET(*cpu, &mut set);
+            }
+            set
+        };
+        match unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (tid, cpus);
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}
+
 fn open_written_back(file: &Path) -> std::io::Result<std::fs::File> {
     let opened = std::fs::File::open(file)?;
     let _ = opened.sync_data();

@@ -46,6 +46,8 @@ pub enum RuntimeError {
     Plugins(std::io::Error),
     #[error("plugin trust: {0}")]
     Trust(#[from] crate::plugins::signature::SignatureError),
+    #[error("plugin_cpus lists CPU {cpu}, but this process may run only on {allowed:?}")]
+    PluginCpu { cpu: usize, allowed: Vec<usize> },
     #[error(transparent)]
     Template(#[from] crate::template::TemplateError),
 }
@@ -135,11 +137,16 @@ impl Runtime {
             "deviceSerialNumber": config.device_serial_number,
         });
         let trust = Trust::from_config(&config)?;
+        let allowed = crate::process::allowed_cpus();
+        if let Some(&cpu) = config.plugin_cpus.iter().find(|cpu| !allowed.contains(cpu)) {
+            return Err(RuntimeError::PluginCpu { cpu, allowed });
+        }
         let store = PluginStore::in_data_dir(&config.data_dir, hub.storage.clone());
         let plugins = Arc::new(
             PluginHost::new(hub.clone(), options.call_timeouts, device_info, observer.clone(), trust)
                 .with_store(store)
-                .trimming_code_pages(config.trim_code_pages),
+                .trimming_code_pages(config.trim_code_pages)
+                .with_plugin_cpus(&config.plugin_cpus),
         );
         if config.plugins.is_empty() {
             let template = DeviceTemplate::resolve(&config.template)?;

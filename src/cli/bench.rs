@@ -93,6 +93,11 @@ pub struct BenchArgs {
     /// `awake.rs`.
     #[arg(long)]
     idle_cores: bool,
+    /// Let the device's plugin threads run on any core. By default the bench runs them on the last core
+    /// it may use (the device setting `plugin_cpus`), apart from the core the connection and the sim
+    /// crowd onto; with a single core they run anywhere.
+    #[arg(long)]
+    plugins_anywhere: bool,
     /// Worker threads of the device's async runtime (the device setting `worker_threads`); default: the
     /// device's default. avs-sim keeps its own, one per core.
     #[arg(long, value_name = "N")]
@@ -311,6 +316,7 @@ struct Report {
     spec: LoadSpec,
     template: String,
     worker_threads: usize,
+    plugin_cpus: Vec<usize>,
     warmup: u64,
     handled: u64,
     failed: u64,
@@ -342,8 +348,12 @@ async fn throughput(args: &BenchArgs, plugin_dir: &Path, mut spec: LoadSpec) -> 
     let sim = SimProcess::start(&temp.path().join("sim")).await?;
     let admin = Admin::connect(&sim.base_url, &sim.ca).await?;
     spec.media_url = format!("{}/media/song-1.mp3", sim.base_url);
-    let config =
+    let mut config =
         device_config(&sim.base_url, &sim.ca, temp.path(), &signed, &public, &args.template, !args.keep_code_pages);
+    let cpus = avs_core::process::allowed_cpus();
+    if !args.plugins_anywhere && cpus.len() > 1 {
+        config.plugin_cpus = cpus.last().copied().into_iter().collect();
+    }
 
     // The device links first, as the runtime would: the transport run reads with the device's token,
     // and the runtime then finds it stored and goes straight to connecting.
@@ -364,6 +374,7 @@ async fn throughput(args: &BenchArgs, plugin_dir: &Path, mut spec: LoadSpec) -> 
     progress.set_position(spec.directives);
 
     let options = RuntimeOptions { playback_speed: PLAYBACK_SPEED, ..RuntimeOptions::default() };
+    let plugin_cpus = config.plugin_cpus.clone();
     let (runtime, events) = start_connected(config, options, OBSERVER_CAPACITY).await?;
     let outcomes = Arc::new(Outcomes::default());
     let counter = outcomes.clone().count(events);
@@ -398,6 +409,7 @@ async fn throughput(args: &BenchArgs, plugin_dir: &Path, mut spec: LoadSpec) -> 
     Ok(Report {
         template: args.template.clone(),
         worker_threads: tokio::runtime::Handle::current().metrics().num_workers(),
+        plugin_cpus,
         warmup: run.warmup,
         handled: stats.recorded,
         failed: outcomes.failed.load(Ordering::Relaxed),
@@ -618,6 +630,7 @@ impl Report {
             "rate_per_sec": self.spec.rate,
             "template": self.template,
             "runtime_worker_threads": self.worker_threads,
+            "plugin_cpus": self.plugin_cpus,
             "mode": MODE,
         })
     }
@@ -629,7 +642,14 @@ impl Report {
             "avs bench: {} directives ({}; {attachments}) at {rate}, template {}, after {} warm-up directives",
             self.spec.directives, self.spec.mix, self.template, self.warmup
         );
-        println!("mode: {MODE}; the runtime's async runtime has {} worker threads", self.worker_threads);
+        let plugins = match self.plugin_cpus.as_slice() {
+            [] => "on any core".to_string(),
+            cpus => format!("on CPU {cpus:?} (plugin_cpus)"),
+        };
+        println!(
+            "mode: {MODE}; the runtime's async runtime has {} worker threads; its plugin threads run {plugins}",
+            self.worker_threads
+        );
         println!(
             "cores: {}",
             if self.cores_kept_awake {

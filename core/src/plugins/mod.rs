@@ -64,6 +64,8 @@ pub struct PluginHost {
     observer: Observer,
     trust: Trust,
     trim_code_pages: bool,
+    /// Where the plugins' threads run (`Config::plugin_cpus`); empty: anywhere.
+    cpus: Arc<[usize]>,
 }
 
 impl PluginHost {
@@ -92,7 +94,14 @@ impl PluginHost {
             observer,
             trust,
             trim_code_pages: false,
+            cpus: Arc::new([]),
         }
+    }
+
+    /// Runs the plugins' threads, from the next one started on, on `cpus` (none: anywhere).
+    pub(crate) fn with_plugin_cpus(mut self, cpus: &[usize]) -> Self {
+        self.cpus = cpus.into();
+        self
     }
 
     /// Leaves resident only the code of each library that runs (`process::trim_code_pages_of`), from the
@@ -236,7 +245,7 @@ impl PluginHost {
             .insert(path.to_path_buf(), format!("{interface} {}", loaded.manifest.version));
         accept(&interface).map_err(|reason| InstallError::Refused { path: shown.clone(), reason })?;
         let slot = Arc::new(
-            Slot::start(loaded, self.timeouts, self.dispatch.clone())
+            Slot::start(loaded, self.timeouts, self.dispatch.clone(), self.cpus.clone())
                 .map_err(|source| InstallError::Thread { path: shown.clone(), source })?,
         );
         let must_deliver: HashSet<String> =

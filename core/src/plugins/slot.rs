@@ -245,6 +245,7 @@ impl Slot {
         plugin: LoadedPlugin,
         timeouts: CallTimeouts,
         dispatch: Arc<DispatchStats>,
+        cpus: Arc<[usize]>,
     ) -> std::io::Result<Slot> {
         let LoadedPlugin { path, sha256, manifest, schemas, instance } = plugin;
         let interface: Arc<str> = manifest.interface.as_str().into();
@@ -253,7 +254,14 @@ impl Slot {
         let running = Arc::new(Mutex::new(None));
         let thread = std::thread::Builder::new().name(format!("plugin-{interface}")).spawn({
             let (sender, running) = (sender.clone(), running.clone());
-            move || run(instance, &sender, &running, timeouts.drain, &dispatch)
+            move || {
+                if !cpus.is_empty() {
+                    if let Err(e) = crate::process::pin_thread(0, &cpus) {
+                        tracing::warn!(interface = %sender.interface, "plugin thread not pinned to CPUs {cpus:?}: {e}");
+                    }
+                }
+                run(instance, &sender, &running, timeouts.drain, &dispatch)
+            }
         })?;
         Ok(Slot {
             failures: Default::default(),

@@ -40,7 +40,7 @@ impl KeepCoresAwake {
     pub fn start() -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (spinning, tids) = mpsc::channel();
-        let threads = cores::allowed()
+        let threads = avs_core::process::allowed_cpus()
             .into_iter()
             .map(|core| {
                 let (stop, spinning) = (stop.clone(), spinning.clone());

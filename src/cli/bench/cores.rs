@@ -10,45 +10,18 @@
 
 use std::io;
 
-/// The cores this process may run on.
-pub fn allowed() -> Vec<usize> {
-    // SAFETY: sched_getaffinity fills the zeroed bitmap, of the size given, for this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
-        }
-        (0..libc::CPU_SETSIZE as usize).filter(|core| libc::CPU_ISSET(*core, &set)).collect()
-    }
-}
-
-/// Pins a thread (`0`: the calling one) to `cores`.
-fn pin(tid: libc::pid_t, cores: &[usize]) -> io::Result<()> {
-    // SAFETY: the set is a plain bitmap initialised here; sched_setaffinity only reads it.
-    let set = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for core in cores {
-            libc::CPU_SET(*core, &mut set);
-        }
-        set
-    };
-    // SAFETY: as above; an unknown tid is an error return, not undefined behaviour.
-    match unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) } {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
-    }
-}
+use avs_core::process;
 
 /// Pins the calling thread to `core`.
 pub fn pin_this_thread(core: usize) -> io::Result<()> {
-    pin(0, &[core])
+    process::pin_thread(0, &[core])
 }
 
 /// Pins every thread of process `pid` to `cores`; threads it starts later inherit it from their starter.
 fn pin_process(pid: u32, cores: &[usize]) -> io::Result<()> {
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let Some(tid) = task?.file_name().to_str().and_then(|tid| tid.parse().ok()) else { continue };
-        match pin(tid, cores) {
+        match process::pin_thread(tid, cores) {
             // A thread that ended since the listing.
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
             result => result?,
@@ -71,7 +44,7 @@ impl Apart {
     /// `None` with a single core, or if the sim's threads cannot be pinned (then nothing was changed
     /// that matters: a pinned thread keeps running, just on its core).
     pub fn sim_and_client(sim: u32) -> Option<Apart> {
-        let all = allowed();
+        let all = process::allowed_cpus();
         let (&sim_core, &client_core) = (all.first()?, all.last()?);
         if sim_core == client_core {
             return None;
